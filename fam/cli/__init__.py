@@ -1,0 +1,50 @@
+"""The ``fam`` command line. Subcommands live in their own modules and are imported lazily,
+so ``fam --help`` stays fast and ``fam key`` never imports torch's heavy model code."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from fam import __version__
+from fam.errors import UserError
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "key": "fam.cli.key:key",
+    "protect": "fam.cli.protect:protect",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=_LazyGroup)
+@click.version_option(__version__, prog_name="fam")
+def cli() -> None:
+    """FaceAnonyMixer: cancelable face biometrics (protect, evaluate, audit)."""
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

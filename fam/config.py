@@ -1,0 +1,294 @@
+"""Typed, frozen settings parsed once from ``params.yaml``.
+
+``params.yaml`` is the single source of settings: the CLI, the DVC stages and the Prefect flows
+all call :func:`load_params`, and nothing else reads the YAML. Every section is a frozen
+dataclass; unknown keys and wrong types are :class:`~fam.errors.ConfigError` naming the key
+path, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fam.errors import ConfigError
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# Models: each role names a registered builder plus free-form options that the builder checks.
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # registry name, see ``fam models`` / fam.models.factory
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    generator: ModelSpec = field(default_factory=lambda: ModelSpec("stylegan2"))
+    inverter: ModelSpec = field(default_factory=lambda: ModelSpec("projection"))
+    identity: ModelSpec = field(default_factory=lambda: ModelSpec("dlib"))
+    attribute: ModelSpec = field(default_factory=lambda: ModelSpec("fam-attr"))
+
+
+# --------------------------------------------------------------------------------------------
+# The method (paper sections 3.3-3.5 and 4).
+
+
+@dataclass(frozen=True)
+class LayerGroupsConfig:
+    """W+ layer indices per group; ``"auto"`` applies the documented rule in fam.layers."""
+
+    coarse: Literal["auto"] | tuple[int, ...] = "auto"
+    identity: Literal["auto"] | tuple[int, ...] = "auto"
+    fine: Literal["auto"] | tuple[int, ...] = "auto"
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    truncation_psi: float = 0.7
+    env_var: str = "FAM_KEY"  # where key material may come from instead of a key file
+
+
+@dataclass(frozen=True)
+class MixingConfig:
+    # paper: eq. 1 [real coarse | key identity | real fine];
+    # authors_code: [key coarse | real identity | real fine] (their public code, NOTES.md s.5)
+    mode: Literal["paper", "authors_code"] = "paper"
+    optimise_layers: tuple[Literal["coarse", "identity", "fine"], ...] = ("identity",)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    anonymity: float = 10.0
+    consistency: float = 10.0
+    attribute: float = 0.15
+
+
+@dataclass(frozen=True)
+class OptimiseConfig:
+    steps: int = 50
+    lr: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    # Fractions of ``steps`` at which the learning rate is multiplied by lr_gamma.
+    # The paper uses none; the authors' code uses (0.75, 0.9) with gamma 0.8.
+    lr_milestones: tuple[float, ...] = ()
+    lr_gamma: float = 0.8
+    margin: float = 0.0
+    # hinge: eq. 2 max(0, cos - m); abs: the authors' code |cos - m|
+    anonymity_form: Literal["hinge", "abs"] = "hinge"
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool = True
+    max_rotation_deg: float = 10.0
+    brightness: float = 0.15
+    contrast: float = 0.15
+    saturation: float = 0.10
+    hue: float = 0.03
+    crop_min: float = 0.85
+    crop_max: float = 1.0
+    seed: int = 0  # mixed with each image's content hash: the views are a function of the input
+
+
+@dataclass(frozen=True)
+class GroupsConfig:
+    single_image_views: int = 5  # N augmented views for a person with one image (never released)
+    max_batch_views: int = 24  # memory bound: views that go through the models in one batch
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    allow_research_keys: bool = False
+    image_format: Literal["png"] = "png"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+
+
+# --------------------------------------------------------------------------------------------
+# Sections owned by later stages (alignment, evaluation, orchestration, training).
+# --- section: align ---
+# --- section: evaluate ---
+# --- section: mlops ---
+# --- section: training ---
+
+
+@dataclass(frozen=True)
+class Params:
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    layers: LayerGroupsConfig = field(default_factory=LayerGroupsConfig)
+    key: KeyConfig = field(default_factory=KeyConfig)
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+    optimise: OptimiseConfig = field(default_factory=OptimiseConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the resolved settings (recorded in every manifest)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def replace(self, overrides: Mapping[str, Any]) -> Params:
+        """A copy with dotted-path overrides applied, e.g. ``{"optimise.steps": 5}``."""
+        return parse_params(_apply_overrides(self.to_dict(), overrides))
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read ``params.yaml`` (all keys optional; defaults are the paper's settings)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"settings file {path} does not exist; run from the project root or pass --params PATH"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections at the top level")
+    return parse_params(_apply_overrides(raw, overrides or {}))
+
+
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    return _build(Params, raw, "")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optimise.steps=5"`` -> ``("optimise.steps", 5)``; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(raw))  # deep copy of plain data
+    for dotted, value in overrides.items():
+        node = out
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {dotted}: {part} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where or 'params'} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(_join(where, u) for u in unknown)}; "
+            f"valid keys here: {', '.join(sorted(fields))}"
+        )
+    kwargs = {name: _coerce(hints[name], raw[name], _join(where, name)) for name in fields if name in raw}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or 'params'}: {exc}") from exc
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if tp is ModelSpec and isinstance(value, str):
+            return ModelSpec(value)
+        if tp is ModelSpec:
+            if not isinstance(value, Mapping) or "name" not in value:
+                raise ConfigError(f"{where} must be a model name or a mapping with 'name' and options")
+            options = {k: v for k, v in value.items() if k != "name"}
+            return ModelSpec(str(value["name"]), types.MappingProxyType(options))
+        return _build(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for alt in args:
+            try:
+                return _coerce(alt, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: {value!r} matches none of the allowed forms ({'; '.join(errors)})")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} = {value!r}; valid values: {', '.join(map(repr, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{where} must have {len(args)} entries, got {len(value)}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin in (Mapping, dict) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping")
+        return types.MappingProxyType(dict(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {tp}")  # pragma: no cover - programming error
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        if isinstance(obj, ModelSpec):
+            return {"name": obj.name, **{k: _to_plain(v) for k, v in obj.options.items()}}
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name

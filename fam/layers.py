@@ -1,0 +1,67 @@
+"""Which W+ layers are coarse, identity and fine.
+
+The paper (section 3.3) splits the 18 layers of the 1024-px StyleGAN2 as 0-2 coarse (pose, face
+shape), 3-7 identity, 8-17 fine (hair, background, colour). In StyleGAN2 layer ``i`` drives the
+convolution at resolution ``4 * 2**((i + 1) // 2)`` px: 0 -> 4 px, 1-2 -> 8 px, 3-4 -> 16 px,
+5-6 -> 32 px, 7-8 -> 64 px and so on. So the paper's split is by absolute feature resolution:
+coarse = the 4-8 px layers, identity = 16-32 px plus the first 64-px layer, fine = the rest.
+
+The rule for other depths keeps those absolute resolutions: coarse = ``[0, 3)``,
+identity = ``[3, min(8, num_ws - 1))``, fine = the rest, so every generator keeps at least one
+fine layer (32 px: coarse 0-2, identity 3-6, fine 7; 64 px: 0-2 / 3-7 / 8-9). Explicit lists in
+``params.yaml`` override the rule; they must partition ``range(num_ws)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fam.config import LayerGroupsConfig
+from fam.errors import ConfigError
+
+GROUP_NAMES = ("coarse", "identity", "fine")
+
+
+@dataclass(frozen=True)
+class LayerGroups:
+    num_ws: int
+    coarse: tuple[int, ...]
+    identity: tuple[int, ...]
+    fine: tuple[int, ...]
+
+    def indices(self, names: tuple[str, ...] | list[str]) -> tuple[int, ...]:
+        out: list[int] = []
+        for name in names:
+            if name not in GROUP_NAMES:
+                raise ConfigError(f"unknown layer group {name!r}; valid groups: {', '.join(GROUP_NAMES)}")
+            out.extend(getattr(self, name))
+        return tuple(sorted(out))
+
+
+def auto_groups(num_ws: int) -> LayerGroups:
+    if num_ws < 5:
+        raise ConfigError(f"a generator with {num_ws} W+ layers is too shallow to split; need 32 px or more")
+    ident_end = min(8, num_ws - 1)
+    return LayerGroups(
+        num_ws=num_ws,
+        coarse=tuple(range(0, 3)),
+        identity=tuple(range(3, ident_end)),
+        fine=tuple(range(ident_end, num_ws)),
+    )
+
+
+def resolve_groups(cfg: LayerGroupsConfig, num_ws: int) -> LayerGroups:
+    auto = auto_groups(num_ws)
+    groups = {
+        name: (getattr(auto, name) if getattr(cfg, name) == "auto" else tuple(getattr(cfg, name)))
+        for name in GROUP_NAMES
+    }
+    flat = sorted(i for idx in groups.values() for i in idx)
+    if flat != list(range(num_ws)):
+        raise ConfigError(
+            f"layers.coarse/identity/fine must partition 0..{num_ws - 1} for this generator "
+            f"({num_ws} W+ layers); got {groups}"
+        )
+    if not groups["identity"]:
+        raise ConfigError("layers.identity is empty: there would be nothing to mix")
+    return LayerGroups(num_ws=num_ws, **groups)

@@ -1,0 +1,1 @@
+"""Model architectures and the factory that builds them from ``params.yaml``."""
