@@ -129,6 +129,43 @@ class RuntimeConfig:
 # --- section: align ---
 # --- section: evaluate ---
 # --- section: mlops ---
+
+
+@dataclass(frozen=True)
+class MlopsConfig:
+    """Orchestration settings: read by dvc.yaml, the Prefect flows (flows/) and MLflow lineage."""
+
+    # People of data/lfw/images that the default pipeline protects (8 people with 4-5 images each,
+    # so `dvc repro` finishes in minutes on a CPU); an empty list means all of LFW.
+    subset: tuple[str, ...] = (
+        "Aaron_Peirsol",
+        "Abdoulaye_Wade",
+        "Abel_Pacheco",
+        "Adam_Sandler",
+        "Alec_Baldwin",
+        "Amanda_Bynes",
+        "Angela_Merkel",
+        "Arianna_Huffington",
+    )
+    # Keys the DVC pipeline protects under: name -> research seed (the paper's "key 1 ... key 5";
+    # research keys are insecure by design and used for reproducing tables only).
+    research_keys: Mapping[str, int] = field(default_factory=lambda: {"k1": 1, "k2": 2})
+    tracking_uri: str = "sqlite:///runs/mlflow.db"  # MLflow lineage store
+    artifact_root: str = "runs/mlartifacts"  # where MLflow stores artifacts of new experiments
+    experiment: str = "fam"
+    shard_size: int = 4  # people per Prefect task (a task is the unit of retry and caching)
+    task_runner: Literal["threads", "dask"] = "threads"
+    max_workers: int = 2
+    retries: int = 2  # retries of a task on a transient failure (I/O, worker lost)
+    retry_delay_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name, seed in self.research_keys.items():
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ConfigError(f"mlops.research_keys.{name} must be a non-negative integer seed, got {seed!r}")
+        if self.shard_size < 1 or self.max_workers < 1 or self.retries < 0:
+            raise ConfigError("mlops.shard_size and mlops.max_workers must be >= 1, mlops.retries >= 0")
+
 # --- section: training ---
 
 
@@ -142,6 +179,7 @@ class Params:
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    mlops: MlopsConfig = field(default_factory=MlopsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
