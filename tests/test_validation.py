@@ -1,0 +1,194 @@
+"""The Great Expectations suites pass a well-formed release and catch each kind of leak.
+
+Fixtures are written in the contract formats (``ALIGNED/manifest.csv``, ``OUT/manifest.json``)
+from small generated images, so these tests need neither models nor data.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tasks.validation import validate_input_manifest, validate_metrics, validate_release
+
+pytestmark = pytest.mark.flow
+
+KEY_HEX = "ab" * 32
+PEOPLE = {"Alice_Example": 2, "Bob_Example": 1}
+
+
+def _png(path: Path, seed: int, size: int = 48) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("val")
+    raw, aligned, out = root / "raw", root / "aligned", root / "out"
+    rows, items = [], []
+    seed = 0
+    for person, n in PEOPLE.items():
+        for i in range(n):
+            seed += 1
+            src = raw / person / f"{person}_{i + 1:04d}.jpg"
+            src.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((64, 64, 3), seed * 20, np.uint8)).save(src, format="JPEG")
+            rel = f"images/{person}/{src.stem}.png"
+            _png(aligned / rel, seed)
+            rows.append([str(src), person, "aligned", "", rel, "jpeg", 64, 64, 0.99, 40, 1])
+            pseudo = f"p{seed:012d}"
+            rel_out = f"release/images/{pseudo}/{i}.png"
+            _png(out / rel_out, 1000 + seed)
+            items.append(
+                {
+                    "input": str(src),
+                    "person": person,
+                    "pseudonym": pseudo,
+                    "output": rel_out,
+                    "output_sha256": _sha(out / rel_out),
+                    "latent_file": "latents/x.npy",
+                    "latent_index": i,
+                    "losses": {"anonymity": 0.1},
+                }
+            )
+    rows.append(
+        [
+            str(raw / "Bob_Example" / "bad.jpg"),
+            "Bob_Example",
+            "rejected",
+            "no face",
+            "",
+            "jpeg",
+            64,
+            64,
+            "",
+            "",
+            0,
+        ]
+    )
+    aligned.mkdir(parents=True, exist_ok=True)
+    with open(aligned / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "input_path",
+                "person",
+                "status",
+                "reason",
+                "output_path",
+                "input_format",
+                "input_width",
+                "input_height",
+                "det_score",
+                "face_px",
+                "n_faces",
+            ]
+        )
+        w.writerows(rows)
+    (out / "release" / "release.json").write_text(json.dumps({"n_images": len(items)}))
+    manifest = {
+        "format": "fam-protect-manifest/v1",
+        "code_version": "test",
+        "params_digest": "d" * 64,
+        "generator_id": "gen",
+        "key": {"key_kind": "secret", "key_fingerprint": "fp-test"},
+        "items": items,
+        "rejects": [],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return raw, aligned, out
+
+
+def _copy(out: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "out"
+    shutil.copytree(out, dst)
+    return dst
+
+
+def _failed(report) -> set[str]:
+    return {r["why"] for r in report.failed}
+
+
+def test_input_manifest_suite_passes_and_catches_duplicates(good, tmp_path):
+    _, aligned, _ = good
+    assert validate_input_manifest(aligned).success
+    bad = tmp_path / "aligned"
+    shutil.copytree(aligned, bad)
+    lines = (bad / "manifest.csv").read_text().splitlines()
+    (bad / "manifest.csv").write_text("\n".join([*lines, lines[1]]) + "\n")  # same input twice
+    report = validate_input_manifest(bad)
+    assert not report.success
+    assert "every input appears once" in _failed(report)
+
+
+def test_release_suite_passes_on_a_clean_release(good):
+    _, aligned, out = good
+    report = validate_release(out, aligned, expected_fingerprint="fp-test", key_hex=KEY_HEX)
+    assert report.success, report.failed
+    assert report.n_rows > 0
+
+
+def test_release_suite_rejects_wrong_fingerprint(good):
+    _, aligned, out = good
+    report = validate_release(out, aligned, expected_fingerprint="fp-other")
+    assert _failed(report) == {"key fingerprint"}
+
+
+def test_release_suite_finds_key_material_and_latents(good, tmp_path):
+    _, aligned, out = good
+    out2 = _copy(out, tmp_path)
+    (out2 / "release" / "release.json").write_text(json.dumps({"note": KEY_HEX.upper()}))
+    np.save(out2 / "release" / "latents.npy", np.zeros(3))
+    report = validate_release(out2, aligned, key_hex=KEY_HEX)
+    assert {"no key material", "only png/json (no latents)", "no unlisted file"} <= _failed(report)
+    # The key itself never enters the results Great Expectations echoes back.
+    assert KEY_HEX not in json.dumps(report.results).lower()
+
+
+def test_release_suite_finds_original_pixels_names_and_missing_outputs(good, tmp_path):
+    _, aligned, out = good
+    out2 = _copy(out, tmp_path)
+    manifest = json.loads((out2 / "manifest.json").read_text())
+    first = manifest["items"][0]
+    # An aligned original re-encoded under a pseudonym: same pixels, different bytes.
+    with Image.open(aligned / "images" / "Alice_Example" / "Alice_Example_0001.png") as im:
+        im.save(out2 / first["output"], compress_level=1)
+    first["output_sha256"] = _sha(out2 / first["output"])
+    dropped = manifest["items"].pop()  # an accepted input with no output
+    (out2 / dropped["output"]).unlink()
+    (out2 / "manifest.json").write_text(json.dumps(manifest))
+    (out2 / "release" / "release.json").write_text(json.dumps({"who": "Alice_Example"}))
+    failed = _failed(validate_release(out2, aligned))
+    assert {
+        "no original pixels",
+        "no real names",
+        "one protected image per accepted input (or a recorded reject)",
+    } <= failed
+
+
+def test_release_suite_catches_hash_mismatch_and_undecodable_file(good, tmp_path):
+    _, aligned, out = good
+    out2 = _copy(out, tmp_path)
+    manifest = json.loads((out2 / "manifest.json").read_text())
+    (out2 / manifest["items"][0]["output"]).write_bytes(b"not a png")
+    failed = _failed(validate_release(out2, aligned))
+    assert {"hash matches file", "every file decodes"} <= failed
+
+
+def test_metrics_suite_ranges():
+    assert validate_metrics({"psr_fmr_0.1": 0.9, "fid": 12.0, "n_pairs_impostor": 100.0}).success
+    failed = _failed(validate_metrics({"psr_fmr_0.1": 1.5, "fid": float("nan"), "n_pairs_impostor": -1.0}))
+    assert failed == {"rate in [0, 1]", "finite", "count >= 0"}
