@@ -1,0 +1,65 @@
+"""``fam audit``: which releases used a key fingerprint, with which data and code, and is it revoked.
+
+Answers from the MLflow lineage store written by the Prefect flows and the DVC ``report``
+stage. MLflow (and ``tasks.lineage``) are imported only when the command runs: ``fam/`` never
+imports an orchestrator at module level.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+
+from fam.config import DEFAULT_PARAMS_PATH, load_params, parse_override
+from fam.errors import UserError
+
+
+@click.command()
+@click.option("--fingerprint", required=True, help="public key fingerprint (fp-...), as printed by `fam key`")
+@click.option("--params", "params_path", default=str(DEFAULT_PARAMS_PATH), show_default=True)
+@click.option("--set", "overrides", multiple=True, help="override a setting, e.g. mlops.tracking_uri=...")
+@click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
+def audit(fingerprint: str, params_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Releases made with a key FINGERPRINT, their data and code versions, and revocation state."""
+    if not fingerprint.startswith("fp-"):
+        raise UserError(f"{fingerprint!r} is not a key fingerprint (they start with 'fp-'); never pass a key")
+    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    from tasks import lineage  # lazy: imports MLflow
+
+    store = lineage.Store.from_params(params)
+    releases = lineage.releases_for(store, fingerprint)
+    revocation = lineage.revocation_of(store, fingerprint)
+    answer = {
+        "fingerprint": fingerprint,
+        "revoked": revocation is not None,
+        "revocation": revocation,
+        "releases": releases,
+        "tracking_uri": store.tracking_uri,
+    }
+    if as_json:
+        click.echo(json.dumps(answer, indent=2, default=str))
+        return
+    click.echo(
+        f"key {fingerprint}: {'REVOKED' if revocation else 'not revoked'} (lineage: {store.tracking_uri})"
+    )
+    if revocation:
+        click.echo(
+            f"  revoked {_time(revocation['time'])}: {revocation['reason']}; "
+            f"replacement key {revocation['replacement_fingerprint'] or '-'}"
+        )
+    if not releases:
+        click.echo("  no release recorded with this key")
+    for r in releases:
+        click.echo(
+            f"  release {r['release_dir']} ({r['n_images'] or '?'} images) run {r['run_id']} {r['status']} "
+            f"{_time(r['start_time'])}\n"
+            f"    data {r['data_dvc_md5']}  aligned {str(r['aligned_manifest_sha256'])[:16]}  "
+            f"code {str(r['git_commit'])[:12]}{' (dirty)' if r['git_dirty'] == 'true' else ''}  "
+            f"params {str(r['params_digest'])[:16]}"
+        )
+
+
+def _time(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "?"
