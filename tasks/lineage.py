@@ -328,8 +328,8 @@ def _read_metrics(eval_dir: Path | None) -> dict[str, float]:
 
 
 def _log_datasets(client: Any, run_id: str, record: ReleaseRecord) -> None:
-    from mlflow.data.sources import LocalArtifactDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
     from mlflow.entities import DatasetInput, InputTag
 
     inputs = []
