@@ -15,6 +15,7 @@ from fam.errors import UserError
 COMMANDS: dict[str, str] = {
     "key": "fam.cli.key:key",
     "protect": "fam.cli.protect:protect",
+    "invert": "fam.cli.protect:invert",
 }
 
 
