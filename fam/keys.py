@@ -78,7 +78,7 @@ class Key:
     def __hash__(self) -> int:
         return hash(self.fingerprint)
 
-    def __reduce__(self):  # noqa: D105
+    def __reduce__(self):
         raise TypeError("fam.keys.Key cannot be pickled; pass the key file path or environment variable name")
 
     def describe(self) -> dict[str, object]:
@@ -110,7 +110,9 @@ def new_key_file(path: str | Path) -> Key:
     """Write a fresh 256-bit key to ``path`` with mode 0600; never overwrites."""
     path = Path(path)
     if path.exists():
-        raise KeyMaterialError(f"{path} already exists; a key file is never overwritten (choose another path)")
+        raise KeyMaterialError(
+            f"{path} already exists; a key file is never overwritten (choose another path)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     material = secrets.token_bytes(NEW_KEY_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

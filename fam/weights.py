@@ -53,7 +53,8 @@ def get(name: str) -> WeightEntry:
         return _REGISTRY[name]
     except KeyError:
         raise MissingWeightsError(
-            f"no model file named {name!r} in the weight registry; known names: {', '.join(sorted(_REGISTRY))}"
+            f"no model file named {name!r} in the weight registry; "
+            f"known names: {', '.join(sorted(_REGISTRY))}"
         ) from None
 
 
@@ -100,7 +101,9 @@ def resolve(name: str, path: str | Path | None = None, sha256: str | None = None
             )
         raise MissingWeightsError(f"{entry.name} ({entry.role}) is missing: {entry.how_to_get}")
     if not file.is_file():
-        raise MissingWeightsError(f"{entry.name} ({entry.role}): file {file} does not exist; {entry.how_to_get}")
+        raise MissingWeightsError(
+            f"{entry.name} ({entry.role}): file {file} does not exist; {entry.how_to_get}"
+        )
     if expected is None:
         raise MissingWeightsError(
             f"{entry.name}: no sha256 is pinned for {file}; add its sha256 next to the path in params.yaml "
@@ -109,7 +112,8 @@ def resolve(name: str, path: str | Path | None = None, sha256: str | None = None
     actual = sha256_file(file)
     if actual != expected:
         raise MissingWeightsError(
-            f"{entry.name}: {file} has sha256 {actual[:16]}..., expected {expected[:16]}...; the file is corrupt "
+            f"{entry.name}: {file} has sha256 {actual[:16]}..., expected {expected[:16]}...; "
+            "the file is corrupt "
             f"or a different version. {entry.how_to_get}"
         )
     return file
@@ -182,7 +186,9 @@ register(
         size_bytes=729940,
     )
 )
-_MTCNN_GET = "pip install --no-deps facenet-pytorch==2.6.0 (the setup script does this; its own pins are too old)"
+_MTCNN_GET = (
+    "pip install --no-deps facenet-pytorch==2.6.0 (the setup script does this; its own pins are too old)"
+)
 for _net, _sha, _size in (
     ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570),
     ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403147),

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "audit": "fam.cli.audit:audit",
     "key": "fam.cli.key:key",
     "protect": "fam.cli.protect:protect",
+    "invert": "fam.cli.protect:invert",
 }
 
 

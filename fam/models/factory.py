@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from fam.config import ModelSpec, ModelsConfig
+from fam.config import ModelsConfig, ModelSpec
 from fam.errors import ConfigError
 from fam.interfaces import AttributeEncoder, Generator, IdentityEncoder, Inverter
 
@@ -99,7 +99,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ConfigError(f"runtime.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N") from exc
+        raise ConfigError(
+            f"runtime.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"runtime.device = {name!r} but no CUDA device is visible; use auto or cpu")
     return device

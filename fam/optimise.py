@@ -1,0 +1,126 @@
+"""Algorithm 1, batched: optimise the mixed latents of many identity groups at once.
+
+All views of a packed batch go through the generator and both encoders in one call per step;
+the consistency term is a block-diagonal pairwise matrix (fam.losses). Only the configured
+layers (default: the identity layers) are parameters; every other layer is a constant copy of
+the naive mix, so gradients cannot reach it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from fam.config import MixingConfig, OptimiseConfig
+from fam.interfaces import AttributeEncoder, Generator, IdentityEncoder
+from fam.layers import LayerGroups
+from fam.losses import LossTerms, attribute_loss, total_loss
+from fam.mixing import mix
+
+
+@dataclass(frozen=True)
+class ViewBatch:
+    """Views of several identity groups, packed for one optimisation run.
+
+    images:  ``[B, 3, R, R]`` aligned real views (augmented ones included) in [-1, 1].
+    w_real:  ``[B, num_ws, w_dim]`` their inversions.
+    group_ids: ``[B]`` local group index in ``[0, num_groups)``.
+    anchors / anchor_group_ids: detached identity embeddings of the same groups' views that an
+        earlier chunk already optimised (large groups); None when the batch holds whole groups.
+    """
+
+    images: torch.Tensor
+    w_real: torch.Tensor
+    group_ids: torch.Tensor
+    num_groups: int
+    anchors: torch.Tensor | None = None
+    anchor_group_ids: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class OptimiseResult:
+    ws: torch.Tensor  # [B, num_ws, w_dim] protected latents (z_p*)
+    images: torch.Tensor  # [B, 3, R, R] decoded protected faces
+    identity: torch.Tensor  # [B, D] identity embeddings of the protected faces
+    view_anonymity_cos: torch.Tensor  # [B] cos(I(x_p), I(x_r)) per view, after optimisation
+    view_attribute: torch.Tensor  # [B] eq. 4 per view
+    terms: LossTerms  # per-group terms after optimisation
+    initial_terms: LossTerms  # per-group terms of the naive mix (step 0)
+
+
+def _losses(
+    x: torch.Tensor,
+    batch: ViewBatch,
+    emb_r: torch.Tensor,
+    feat_r: torch.Tensor,
+    identity: IdentityEncoder,
+    attribute: AttributeEncoder,
+    cfg: OptimiseConfig,
+) -> tuple[LossTerms, torch.Tensor, torch.Tensor]:
+    emb_p = identity.embed(x)
+    feat_p = attribute.features(x)
+    terms = total_loss(
+        emb_p,
+        emb_r,
+        feat_p,
+        feat_r,
+        batch.group_ids,
+        batch.num_groups,
+        cfg,
+        batch.anchors,
+        batch.anchor_group_ids,
+    )
+    return terms, emb_p, feat_p
+
+
+def protect_views(
+    batch: ViewBatch,
+    w_key: torch.Tensor,
+    generator: Generator,
+    identity: IdentityEncoder,
+    attribute: AttributeEncoder,
+    groups: LayerGroups,
+    mixing: MixingConfig,
+    cfg: OptimiseConfig,
+) -> OptimiseResult:
+    """Naive mixing (eq. 1) followed by ``cfg.steps`` Adam steps on eq. 5."""
+    device = batch.w_real.device
+    images = batch.images.to(device)
+    w0 = mix(batch.w_real, w_key.to(device), groups, mixing.mode).detach()
+    opt_idx = torch.tensor(groups.indices(mixing.optimise_layers), device=device, dtype=torch.long)
+
+    with torch.no_grad():
+        emb_r = identity.embed(images)
+        feat_r = attribute.features(images)
+        initial_terms, _, _ = _losses(generator.synthesis(w0), batch, emb_r, feat_r, identity, attribute, cfg)
+
+    param = w0.index_select(1, opt_idx).clone().requires_grad_(True)
+    if cfg.steps > 0:
+        opt = torch.optim.Adam([param], lr=cfg.lr, betas=cfg.betas)
+        milestones = sorted({max(1, round(f * cfg.steps)) for f in cfg.lr_milestones})
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+        with torch.enable_grad():
+            for _ in range(cfg.steps):
+                ws = w0.index_copy(1, opt_idx, param)
+                terms, _, _ = _losses(generator.synthesis(ws), batch, emb_r, feat_r, identity, attribute, cfg)
+                opt.zero_grad(set_to_none=True)
+                terms.total.backward()
+                opt.step()
+                sched.step()
+
+    with torch.no_grad():
+        ws = w0.index_copy(1, opt_idx, param.detach())
+        x = generator.synthesis(ws)
+        terms, emb_p, feat_p = _losses(x, batch, emb_r, feat_r, identity, attribute, cfg)
+        cos = torch.nn.functional.cosine_similarity(emb_p, emb_r, dim=1)
+        view_attr = attribute_loss(feat_p, feat_r)
+    return OptimiseResult(
+        ws=ws,
+        images=x.clamp(-1, 1),
+        identity=emb_p,
+        view_anonymity_cos=cos,
+        view_attribute=view_attr,
+        terms=terms,
+        initial_terms=initial_terms,
+    )

@@ -1,0 +1,385 @@
+"""Protect a data set: aligned faces + key -> protected release + private manifest.
+
+Output layout (``OUT``)::
+
+    release/                      the publishable part: no real names, no original pixels,
+      images/<pseudonym>/NNNN.png  no latents of originals, no key material
+      release.json                key fingerprint and kind, params digest, code version, file hashes
+    manifest.json                 PRIVATE lineage: input -> output, person, losses, ...
+    latents/<pseudonym>.pt        protected latents z_p* (private)
+    rejects.json                  inputs that could not be used, each with its reason
+    .fam/run.json, .fam/persons/  progress state for --resume
+
+Person folders in the release are key-dependent pseudonyms and files are numbered, because
+LFW-style names and file names would re-identify the very people the release protects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from fam.augment import augmented_views
+from fam.config import Params
+from fam.dataset import Person, Reject, load_face, scan_aligned, validate_people
+from fam.errors import InputError, KeyMaterialError, OutputExistsError
+from fam.groups import plan_batches
+from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, png_bytes
+from fam.keys import Key, key_latent
+from fam.layers import resolve_groups
+from fam.models.factory import ModelBundle, build_models, resolve_device
+from fam.optimise import ViewBatch, protect_views
+from fam.provenance import code_version
+
+MANIFEST_FORMAT = "fam-protect-manifest/v1"
+RELEASE_FORMAT = "fam-release/v1"
+INVERSIONS_FORMAT = "fam-inversions/v1"
+_OWNED = ("release", "latents", ".fam", "manifest.json", "rejects.json")
+
+
+@dataclass(frozen=True)
+class ProtectSummary:
+    out_dir: Path
+    manifest_path: Path
+    n_images: int  # protected images written (this run and earlier resumed runs)
+    n_persons: int
+    n_rejected: int
+    n_resumed_persons: int  # persons skipped because a previous run finished them
+    key_fingerprint: str
+    key_kind: str
+    seconds: float
+
+
+def check_paths(input_dir: Path, out_dir: Path) -> None:
+    """Outputs never go inside the input, and the input is never inside the output."""
+    inp, out = input_dir.resolve(), out_dir.resolve()
+    if out == inp or inp in out.parents:
+        raise InputError(f"output {out} is inside the input {inp}; choose an output folder elsewhere")
+    if out in inp.parents:
+        raise InputError(f"input {inp} is inside the output {out}; choose an output folder elsewhere")
+
+
+def prepare_out_dir(out_dir: Path, run_info: dict, resume: bool, force: bool) -> set[str]:
+    """Create or check ``out_dir``; returns pseudonyms already finished (when resuming)."""
+    if resume and force:
+        raise InputError("choose either --resume (skip finished work) or --force (redo everything), not both")
+    state = out_dir / ".fam"
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if force:
+            for name in _OWNED:
+                target = out_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        elif resume:
+            previous = state / "run.json"
+            if not previous.is_file():
+                raise OutputExistsError(
+                    f"{out_dir} is not empty and holds no fam run to resume; use another --out"
+                )
+            old = json.loads(previous.read_text())
+            for field in ("key_fingerprint", "params_digest", "generator_id", "aligned_dir"):
+                if old.get(field) != run_info[field]:
+                    raise OutputExistsError(
+                        f"{out_dir} was started with a different {field.replace('_', ' ')}; "
+                        "resume with the same key and settings, or use --force / another --out"
+                    )
+        else:
+            raise OutputExistsError(
+                f"{out_dir} already holds output; pass --resume to skip finished persons "
+                "or --force to redo all"
+            )
+    (state / "persons").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(state / "run.json", run_info)
+    if not resume:
+        return set()
+    return {p.stem for p in (state / "persons").glob("*.json")}
+
+
+def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
+    file = path / "inversions.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"no inversions at {file}; run `fam invert` first or leave --inversions out")
+    data = torch.load(file, map_location="cpu", weights_only=True)
+    if data.get("format") != INVERSIONS_FORMAT:
+        raise InputError(f"{file} is not a fam inversions file")
+    if data["generator_id"] != generator_id:
+        raise InputError(
+            f"{file} was inverted with another generator; re-run `fam invert` with these settings"
+        )
+    return {p: data["ws"][i] for i, p in enumerate(data["paths"])}
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def protect_dataset(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    key: Key,
+    params: Params,
+    *,
+    inversions: str | Path | None = None,
+    persons: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    models: ModelBundle | None = None,
+) -> ProtectSummary:
+    """Protect every person under ``aligned_dir`` with ``key``; see the module docstring."""
+    start = time.perf_counter()
+    if key.kind == "research" and not params.release.allow_research_keys:
+        raise KeyMaterialError(
+            "a research key (plain integer seed) is insecure and cannot protect a release; use a key file "
+            "(`fam key new`), or set release.allow_research_keys: true for research runs"
+        )
+    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
+    check_paths(aligned_dir, out_dir)
+    device = resolve_device(params.runtime.device)
+    if params.runtime.threads:
+        torch.set_num_threads(params.runtime.threads)
+    models = models or build_models(params.models, device)
+    gen = models.generator
+    groups = resolve_groups(params.layers, gen.num_ws)
+
+    people, rejects = scan_aligned(aligned_dir, persons)
+    people, more = validate_people(people, gen.resolution)
+    rejects += more
+    run_info = {
+        "format": MANIFEST_FORMAT,
+        "code_version": code_version(),
+        "params_digest": params.digest(),
+        "generator_id": gen.generator_id,
+        "aligned_dir": str(aligned_dir),
+        **key.describe(),
+    }
+    done = prepare_out_dir(out_dir, run_info, resume, force)
+    inv_table = load_inversions(Path(inversions), gen.generator_id) if inversions is not None else {}
+    w_key = key_latent(key, gen, params.key.truncation_psi)
+
+    n_aug = params.groups.single_image_views
+    counts = [len(p.files) if len(p.files) > 1 else 1 + n_aug for p in people]
+    plan = plan_batches(counts, params.groups.max_batch_views)
+    pseudonyms = [key.person_pseudonym(p.name) for p in people]
+    pending: dict[int, list[tuple[int, dict]]] = {}
+    anchors: dict[int, list[torch.Tensor]] = {}
+    total_views = sum(len(b.slots) for b in plan)
+    bar = tqdm(total=total_views, desc="protect", unit="view", disable=not progress)
+    for batch in plan:
+        if all(pseudonyms[g] in done for g in batch.groups):
+            bar.update(len(batch.slots))
+            continue
+        images, w_real = _views(batch.slots, people, gen.resolution, inv_table, models, params, device)
+        local = {g: i for i, g in enumerate(batch.groups)}
+        group_ids = torch.tensor([local[s.group] for s in batch.slots], device=device)
+        anc, anc_ids = None, None
+        if batch.chunk > 0:
+            g = batch.groups[0]
+            anc = torch.cat(anchors[g]).to(device)
+            anc_ids = torch.zeros(anc.shape[0], dtype=torch.long, device=device)
+        result = protect_views(
+            ViewBatch(images, w_real, group_ids, len(local), anc, anc_ids),
+            w_key,
+            gen,
+            models.identity,
+            models.attribute,
+            groups,
+            params.mixing,
+            params.optimise,
+        )
+        for row, slot in enumerate(batch.slots):
+            lg = local[slot.group]
+            if counts[slot.group] > params.groups.max_batch_views:
+                anchors.setdefault(slot.group, []).append(result.identity[row : row + 1].detach().cpu())
+            pending.setdefault(slot.group, []).append(
+                (
+                    slot.view,
+                    {
+                        "ws": result.ws[row].detach().cpu(),
+                        "image": result.images[row].detach().cpu(),
+                        "losses": {
+                            "anonymity_cos": float(result.view_anonymity_cos[row]),
+                            "attribute": float(result.view_attribute[row]),
+                            "group_anonymity": float(result.terms.anonymity[lg]),
+                            "group_consistency": float(result.terms.consistency[lg]),
+                            "group_attribute": float(result.terms.attribute[lg]),
+                            "group_total": float(result.terms.total_per_group[lg]),
+                            "group_total_naive": float(result.initial_terms.total_per_group[lg]),
+                        },
+                    },
+                )
+            )
+        for g in batch.groups:
+            if len(pending.get(g, [])) == counts[g] and pseudonyms[g] not in done:
+                _write_person(out_dir, people[g], pseudonyms[g], sorted(pending.pop(g), key=lambda t: t[0]))
+                anchors.pop(g, None)
+        bar.update(len(batch.slots))
+    bar.close()
+
+    manifest = _assemble(out_dir, run_info, people, pseudonyms, rejects)
+    seconds = time.perf_counter() - start
+    return ProtectSummary(
+        out_dir=out_dir,
+        manifest_path=out_dir / "manifest.json",
+        n_images=len(manifest["items"]),
+        n_persons=len(people),
+        n_rejected=len(rejects),
+        n_resumed_persons=len(done & set(pseudonyms)),
+        key_fingerprint=key.fingerprint,
+        key_kind=key.kind,
+        seconds=seconds,
+    )
+
+
+def _views(
+    slots,
+    people: list[Person],
+    resolution: int,
+    inv_table,
+    models: ModelBundle,
+    params: Params,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and inversions of a batch's views; augmented views exist only here."""
+    images: list[torch.Tensor] = []
+    known: list[torch.Tensor | None] = []
+    cache: dict[int, torch.Tensor] = {}
+    for slot in slots:
+        person = people[slot.group]
+        if len(person.files) > 1 or slot.view == 0:
+            f = person.files[slot.view]
+            images.append(load_face(f.path, resolution))
+            known.append(inv_table.get(str(f.path)))
+        else:
+            if slot.group not in cache:
+                base = load_face(person.files[0].path, resolution)
+                cache[slot.group] = augmented_views(
+                    base, params.groups.single_image_views, params.groups.augment
+                )
+            images.append(cache[slot.group][slot.view - 1])
+            known.append(None)
+    x = torch.stack(images).to(device)
+    todo = [i for i, w in enumerate(known) if w is None]
+    ws: list[torch.Tensor | None] = [None if w is None else w.to(device) for w in known]
+    if todo:
+        inverted = models.inverter.invert(x[todo])
+        for j, i in enumerate(todo):
+            ws[i] = inverted[j]
+    return x, torch.stack([w for w in ws if w is not None])
+
+
+def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tuple[int, dict]]) -> None:
+    """Write one person's protected images (real views only), latents and state record."""
+    items = []
+    released = views[: len(person.files)]  # augmented views (single-image persons) are never released
+    for idx, (f, (_, view)) in enumerate(zip(person.files, released, strict=True)):
+        rel = Path("release") / "images" / pseudonym / f"{idx:04d}.png"
+        data = png_bytes(view["image"])
+        atomic_write_bytes(out_dir / rel, data)
+        items.append(
+            {
+                "input": str(f.path),
+                "person": person.name,
+                "pseudonym": pseudonym,
+                "output": rel.as_posix(),
+                "output_sha256": hashlib.sha256(data).hexdigest(),
+                "latent_file": f"latents/{pseudonym}.pt",
+                "latent_index": idx,
+                "augmented_views": len(views) - len(released),
+                "losses": view["losses"],
+            }
+        )
+    atomic_torch_save(
+        out_dir / "latents" / f"{pseudonym}.pt",
+        {"names": [str(f.path) for f in person.files], "ws": torch.stack([v["ws"] for _, v in released])},
+    )
+    atomic_write_json(out_dir / ".fam" / "persons" / f"{pseudonym}.json", items)
+
+
+def _assemble(
+    out_dir: Path, run_info: dict, people: list[Person], pseudonyms: list[str], rejects: list[Reject]
+) -> dict:
+    items: list[dict] = []
+    for pseudonym in pseudonyms:
+        record = out_dir / ".fam" / "persons" / f"{pseudonym}.json"
+        if not record.is_file():
+            raise RuntimeError(f"internal error: no output recorded for person {pseudonym}")
+        items.extend(json.loads(record.read_text()))
+    reject_list = [{"input": r.path, "reason": r.reason} for r in rejects]
+    manifest = {
+        **run_info,
+        "key": {k: run_info[k] for k in run_info if k.startswith(("key_", "research"))},
+        "items": items,
+        "rejects": reject_list,
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    atomic_write_json(out_dir / "rejects.json", reject_list)
+    release = {
+        "format": RELEASE_FORMAT,
+        "code_version": run_info["code_version"],
+        "params_digest": run_info["params_digest"],
+        "generator_id": run_info["generator_id"],
+        "key_fingerprint": run_info["key_fingerprint"],
+        "key_kind": run_info["key_kind"],
+        "n_images": len(items),
+        "n_persons": len(pseudonyms),
+        "files": [
+            {"path": Path(it["output"]).relative_to("release").as_posix(), "sha256": it["output_sha256"]}
+            for it in items
+        ],
+    }
+    atomic_write_json(out_dir / "release" / "release.json", release)
+    return manifest
+
+
+def invert_dataset(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    params: Params,
+    *,
+    persons: Sequence[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    models: ModelBundle | None = None,
+) -> Path:
+    """Invert every aligned face once (``OUT/inversions.pt``) so that several keys can reuse it."""
+    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
+    check_paths(aligned_dir, out_dir)
+    target = out_dir / "inversions.pt"
+    if target.exists() and not force:
+        raise OutputExistsError(f"{target} exists; pass --force to recompute it")
+    device = resolve_device(params.runtime.device)
+    models = models or build_models(params.models, device)
+    gen = models.generator
+    people, rejects = scan_aligned(aligned_dir, persons)
+    people, more = validate_people(people, gen.resolution)
+    files = [f for p in people for f in p.files]
+    chunk = params.groups.max_batch_views
+    ws = []
+    for i in tqdm(range(0, len(files), chunk), desc="invert", unit="batch", disable=not progress):
+        x = torch.stack([load_face(f.path, gen.resolution) for f in files[i : i + chunk]]).to(device)
+        ws.append(models.inverter.invert(x).detach().cpu())
+    atomic_torch_save(
+        target,
+        {
+            "format": INVERSIONS_FORMAT,
+            "generator_id": gen.generator_id,
+            "inverter": params.to_dict()["models"]["inverter"],
+            "paths": [str(f.path) for f in files],
+            "ws": torch.cat(ws) if ws else torch.empty(0),
+        },
+    )
+    atomic_write_json(
+        out_dir / "rejects.json", [{"input": r.path, "reason": r.reason} for r in rejects + more]
+    )
+    return target

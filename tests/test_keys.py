@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+
+import pytest
+import torch
+
+from fam.errors import KeyMaterialError
+from fam.keys import Key, key_latent, key_noise, load_key, new_key_file, research_key
+
+pytestmark = pytest.mark.unit
+
+
+def test_new_key_file_is_private_and_loads(tmp_path):
+    path = tmp_path / "k.fam-key"
+    k = new_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    material = bytes.fromhex(path.read_text().split()[-1])
+    assert len(material) * 8 >= 128
+    assert load_key(key_file=path) == k
+    with pytest.raises(KeyMaterialError, match="never overwritten"):
+        new_key_file(path)
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path):
+    path = tmp_path / "k"
+    new_key_file(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyMaterialError, match="chmod 600"):
+        load_key(key_file=path)
+
+
+def test_short_or_malformed_key_material_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHORT", "00" * 8)
+    with pytest.raises(KeyMaterialError, match="at least 128"):
+        load_key(env_var="SHORT")
+    monkeypatch.setenv("BAD", "not hex at all")
+    with pytest.raises(KeyMaterialError, match="hexadecimal"):
+        load_key(env_var="BAD")
+    with pytest.raises(KeyMaterialError, match="exactly one"):
+        load_key()
+
+
+def test_key_never_revealed(monkeypatch):
+    secret = "ab" * 32
+    monkeypatch.setenv("FAM_KEY", secret)
+    k = load_key(env_var="FAM_KEY")
+    for text in (repr(k), str(k), k.fingerprint, str(k.describe())):
+        assert secret not in text and secret.upper() not in text
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(k)
+    # errors name the source, never the material
+    monkeypatch.setenv("FAM_KEY", secret[:20])
+    with pytest.raises(KeyMaterialError) as info:
+        load_key(env_var="FAM_KEY")
+    assert secret[:20] not in str(info.value)
+
+
+def test_research_keys_are_marked_and_reproducible():
+    a, b = research_key(1), research_key(1)
+    assert a == b and a.kind == "research" and a.describe()["research_seed"] == 1
+    assert research_key(2).fingerprint != a.fingerprint
+    with pytest.raises(KeyMaterialError):
+        research_key(-1)
+
+
+def test_key_noise_is_standard_normal_and_bound_to_generator():
+    k = Key(bytes(range(32)), "secret")
+    z = key_noise(k, "gen-a", 4096)
+    assert z.shape == (1, 4096)
+    assert abs(z.mean().item()) < 0.06 and abs(z.std().item() - 1) < 0.06
+    assert torch.equal(z, key_noise(k, "gen-a", 4096))
+    assert not torch.allclose(z, key_noise(k, "gen-b", 4096))
+    assert not torch.allclose(z, key_noise(Key(bytes(range(1, 33)), "secret"), "gen-a", 4096))
+
+
+def test_key_latent_truncated_towards_w_avg(tiny_params):
+    from tests.tiny_models import TinyGenerator
+
+    g = TinyGenerator()
+    k = research_key(3)
+    w1 = key_latent(k, g, 1.0)
+    w07 = key_latent(k, g, 0.7)
+    assert w1.shape == (1, g.num_ws, g.w_dim)
+    assert torch.allclose(w07, g.w_avg + 0.7 * (w1 - g.w_avg), atol=1e-6)
+    assert torch.equal(w07, key_latent(k, g, 0.7))
+    assert torch.equal(w1[:, 0], w1[:, -1])  # one W vector broadcast to every layer
