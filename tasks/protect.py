@@ -64,7 +64,9 @@ def file_digest(path: Path) -> str:
 def key_identity(key: dict[str, Any]) -> dict[str, str]:
     """``{"fingerprint", "kind"}`` of the referenced key (loads it, returns nothing secret)."""
     loaded = FlowKeyRef.from_dict(key).load()
-    get_run_logger().info("key %s (%s) from %s", loaded.fingerprint, loaded.kind, FlowKeyRef.from_dict(key).describe())
+    get_run_logger().info(
+        "key %s (%s) from %s", loaded.fingerprint, loaded.kind, FlowKeyRef.from_dict(key).describe()
+    )
     return {"fingerprint": loaded.fingerprint, "kind": loaded.kind}
 
 
@@ -73,7 +75,9 @@ def key_identity(key: dict[str, Any]) -> dict[str, str]:
 
 
 @task(name="align")
-def align(input_dir: str, aligned_dir: str, params_path: str, overrides: dict[str, Any], persons: list[str] | None):
+def align(
+    input_dir: str, aligned_dir: str, params_path: str, overrides: dict[str, Any], persons: list[str] | None
+):
     from fam.faces.align import align_dataset
 
     params = settings(params_path, overrides)
@@ -222,7 +226,11 @@ def validate_release(
 
 @task(name="evaluate")
 def evaluate(
-    aligned_dir: str, release_dir: str, eval_dir: str, params_path: str, overrides: dict[str, Any],
+    aligned_dir: str,
+    release_dir: str,
+    eval_dir: str,
+    params_path: str,
+    overrides: dict[str, Any],
     release2_dir: str | None = None,
 ) -> str:
     from fam.evaluate import evaluate_release
@@ -255,3 +263,38 @@ def publish(out_dir: str, publish_dir: str) -> str:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     (dst / "PUBLISHED.json").write_text(json.dumps({"from": str(src.resolve())}) + "\n")
     return str(dst)
+
+
+@task(name="record-lineage")
+def record_lineage(
+    params_path: str,
+    overrides: dict[str, Any],
+    out_dir: str,
+    aligned_dir: str,
+    identity: dict[str, str],
+    validation_reports: list[str],
+    eval_dir: str | None,
+    flow_name: str,
+    extra_tags: dict[str, str] | None = None,
+) -> str:
+    """One MLflow run for this release (explicit run id: MLflow's active run is thread-local)."""
+    from prefect.runtime import flow_run
+
+    from tasks import lineage
+
+    params = settings(params_path, overrides)
+    record = lineage.ReleaseRecord(
+        params=params,
+        key_fingerprint=identity["fingerprint"],
+        key_kind=identity["kind"],
+        out_dir=Path(out_dir),
+        aligned_dir=Path(aligned_dir),
+        eval_dir=Path(eval_dir) if eval_dir else None,
+        validation_reports=[Path(p) for p in validation_reports],
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        run_name=f"{flow_name} {Path(out_dir).name} {identity['fingerprint'][:11]}",
+        extra_tags={"flow": flow_name, **(extra_tags or {})},
+    )
+    run_id = lineage.log_release(record, lineage.Store.from_params(params))
+    get_run_logger().info("MLflow run %s in %s", run_id, params.mlops.tracking_uri)
+    return run_id

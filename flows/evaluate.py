@@ -1,0 +1,43 @@
+"""Flow ``evaluate-release``: evaluate a finished release, gate its metrics, record its lineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.protect import reports_dir_for
+from tasks import protect as t
+
+
+@flow(name="evaluate-release")
+def evaluate_release(
+    aligned_dir: str,
+    release_dir: str,
+    eval_dir: str,
+    release2_dir: str | None = None,
+    params_path: str = "params.yaml",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``release_dir`` is a protect output folder (``manifest.json`` + ``release/``)."""
+    overrides = dict(overrides or {})
+    manifest = json.loads((Path(release_dir) / "manifest.json").read_text())
+    identity = {"fingerprint": manifest["key"]["key_fingerprint"], "kind": manifest["key"]["key_kind"]}
+    reports = reports_dir_for(release_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    t.evaluate(aligned_dir, release_dir, eval_dir, params_path, overrides, release2_dir)
+    report = t.validate_metrics(eval_dir, str(reports / "metrics.json"))
+    run_id = t.record_lineage(
+        params_path,
+        overrides,
+        release_dir,
+        aligned_dir,
+        identity,
+        [report],
+        eval_dir,
+        "evaluate-release",
+        {"release2_dir": release2_dir or ""},
+    )
+    return {"mlflow_run_id": run_id, "metrics": json.loads((Path(eval_dir) / "metrics.json").read_text())}

@@ -1,0 +1,130 @@
+"""Flow ``protect-dataset``: protect a data set under one key and record its lineage.
+
+Parameters carry a key *reference* (``{"key_file": PATH}``, ``{"env_var": NAME}``,
+``{"secret_block": NAME}`` or ``{"research_seed": N}``), never key material. A failed
+validation suite stops the flow before lineage is recorded or anything is published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from fam.config import load_params
+from flows.runners import make_task_runner
+from tasks import protect as t
+from tasks.keyref import FlowKeyRef
+
+
+def reports_dir_for(out_dir: str) -> Path:
+    """Validation reports live beside the protect output (the output folder belongs to fam)."""
+    out = Path(out_dir)
+    return out.with_name(out.name + "-validation")
+
+
+@flow(name="protect-shards")
+def protect_shards(
+    aligned_dir: str,
+    out_dir: str,
+    key: dict[str, Any],
+    params_path: str,
+    overrides: dict[str, Any],
+    people: list[str],
+    fingerprint: str,
+    inversions_dir: str | None = None,
+) -> list[dict[str, Any]]:
+    """Fan out one cached, retried task per shard of people on the configured task runner."""
+    params = t.settings(params_path, overrides)
+    shard_task = t.with_retries(t.protect_shard, params)
+    inputs_digest = t.file_digest(Path(aligned_dir) / "manifest.csv")
+    args = (params_path, overrides)
+    digests = (inputs_digest, params.digest(), fingerprint, inversions_dir)
+    tasks = [
+        (shard_task.with_options(task_run_name=f"protect-shard-{i:03d}"), shard)
+        for i, shard in enumerate(t.shards(people, params.mlops.shard_size))
+    ]
+    results = []
+    if tasks and not (Path(out_dir) / ".fam" / "run.json").is_file():
+        # The first shard runs alone: it creates the output folder's run record, which the
+        # library's resume check needs before other writers may share the folder.
+        first, shard = tasks.pop(0)
+        results.append(first(aligned_dir, out_dir, key, *args, shard, *digests))
+    futures = [task_.submit(aligned_dir, out_dir, key, *args, shard, *digests) for task_, shard in tasks]
+    return results + [f.result() for f in futures]
+
+
+@flow(name="protect-dataset")
+def protect_dataset(
+    aligned_dir: str,
+    out_dir: str,
+    key: dict[str, Any],
+    params_path: str = "params.yaml",
+    overrides: dict[str, Any] | None = None,
+    input_dir: str | None = None,
+    persons: list[str] | None = None,
+    inversions_dir: str | None = None,
+    eval_dir: str | None = None,
+    release2_dir: str | None = None,
+    publish_dir: str | None = None,
+    lineage_tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Protect ``aligned_dir`` (aligning ``input_dir`` into it first when given) into ``out_dir``.
+
+    Returns the MLflow run id, the key fingerprint and the counts.
+    """
+    log = get_run_logger()
+    overrides = dict(overrides or {})
+    ref = FlowKeyRef.from_dict(key)  # refuses unknown fields, so no "key material" field can sneak in
+    key = ref.to_dict()
+    params = load_params(params_path, overrides)
+    reports = reports_dir_for(out_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+
+    if input_dir is not None:
+        t.with_retries(t.align, params)(input_dir, aligned_dir, params_path, overrides, persons)
+    input_report = t.validate_input(aligned_dir, str(reports / "input.json"))
+    identity = t.key_identity(key)
+    people = t.list_people(aligned_dir, persons)
+    log.info(
+        "%d people in %d shards, key %s",
+        len(people),
+        -(-len(people) // params.mlops.shard_size),
+        identity["fingerprint"],
+    )
+
+    protect_shards.with_options(task_runner=make_task_runner(params.mlops))(
+        aligned_dir, out_dir, key, params_path, overrides, people, identity["fingerprint"], inversions_dir
+    )
+    summary = t.protect_finalise(aligned_dir, out_dir, key, params_path, overrides, people, inversions_dir)
+    release_report = t.validate_release(out_dir, aligned_dir, key, people, str(reports / "release.json"))
+    validation_reports = [input_report, release_report]
+    if eval_dir is not None:
+        t.evaluate(aligned_dir, out_dir, eval_dir, params_path, overrides, release2_dir)
+        validation_reports.append(t.validate_metrics(eval_dir, str(reports / "metrics.json")))
+    run_id = t.record_lineage(
+        params_path,
+        overrides,
+        out_dir,
+        aligned_dir,
+        identity,
+        validation_reports,
+        eval_dir,
+        "protect-dataset",
+        lineage_tags,
+    )
+    published = t.publish(out_dir, publish_dir) if publish_dir else None
+    return {
+        "mlflow_run_id": run_id,
+        "key_fingerprint": identity["fingerprint"],
+        "n_images": summary["n_images"],
+        "n_persons": summary["n_persons"],
+        "n_rejected": summary["n_rejected"],
+        "out_dir": out_dir,
+        "published": published,
+    }
+
+
+if __name__ == "__main__":  # `python -m flows.protect` serves the flow without a work pool
+    protect_dataset.serve(name="serve")

@@ -1,0 +1,79 @@
+"""Flow ``revoke-key``: revoke a key fingerprint and re-protect every release made with it.
+
+Order matters for safety: the revocation is recorded first (so a failure later never leaves
+the old key looking valid), then each affected release is protected again from its aligned
+inputs under the new key reference, and the new runs are tagged with the key they replace.
+The old release folders are left in place for the operator to withdraw: deleting published
+data is a decision this flow does not take.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from fam.config import load_params
+from fam.errors import UserError
+from flows.protect import protect_dataset
+from tasks import lineage
+from tasks import protect as t
+
+
+@task(name="record-revocation")
+def record_revocation(
+    params_path: str, overrides: dict[str, Any], fingerprint: str, reason: str, replacement: str
+) -> str:
+    from prefect.runtime import flow_run
+
+    store = lineage.Store.from_params(load_params(params_path, overrides))
+    return lineage.revoke(
+        store,
+        fingerprint,
+        reason=reason,
+        replacement_fingerprint=replacement,
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
+
+
+@flow(name="revoke-key")
+def revoke_key(
+    fingerprint: str,
+    new_key: dict[str, Any],
+    reason: str,
+    params_path: str = "params.yaml",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Revoke ``fingerprint`` (public, ``fp-...``) and re-protect its releases under ``new_key``."""
+    log = get_run_logger()
+    overrides = dict(overrides or {})
+    store = lineage.Store.from_params(load_params(params_path, overrides))
+    releases = [r for r in lineage.releases_for(store, fingerprint) if r["status"] == "FINISHED"]
+    new = t.key_identity(new_key)
+    if new["fingerprint"] == fingerprint:
+        raise UserError("the new key is the revoked key; create another with `fam key new --out FILE`")
+    revocation = record_revocation(params_path, overrides, fingerprint, reason, new["fingerprint"])
+    redone = []
+    seen: set[str] = set()
+    for r in releases:
+        if not r["release_dir"] or r["release_dir"] in seen:
+            continue
+        seen.add(r["release_dir"])
+        old_out = Path(r["release_dir"])
+        manifest = json.loads((old_out / "manifest.json").read_text())
+        persons = sorted({it["person"] for it in manifest["items"]})
+        new_out = old_out.with_name(f"{old_out.name}-rekeyed-{new['fingerprint'][3:15]}")
+        log.info("re-protecting %s (%d people) into %s", old_out, len(persons), new_out)
+        result = protect_dataset(
+            aligned_dir=r["aligned_dir"],
+            out_dir=str(new_out),
+            key=new_key,
+            params_path=params_path,
+            overrides=overrides,
+            persons=persons,
+            lineage_tags={"replaces_fingerprint": fingerprint, "replaces_run_id": r["run_id"]},
+        )
+        redone.append({"old": str(old_out), "new": str(new_out), "mlflow_run_id": result["mlflow_run_id"]})
+    return {"revocation_run_id": revocation, "new_fingerprint": new["fingerprint"], "releases": redone}

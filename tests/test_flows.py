@@ -1,0 +1,269 @@
+"""Prefect flows end to end on tiny registered models, under one session-scoped test harness.
+
+* protect-dataset records one MLflow run with the resolved params, lineage tags and artifacts,
+  and no byte of the key anywhere in the lineage store or the Prefect database;
+* a failed validation suite stops the flow before lineage or publishing;
+* a crash half-way through, then a re-run, gives byte-identical outputs and skips cached shards;
+* revoke-key marks the key revoked and re-protects its release under the new key.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fam.keys import new_key_file
+from tasks.keyref import FlowKeyRef
+from tests.conftest import TINY_SETTINGS, make_face_folder
+
+pytestmark = pytest.mark.flow
+
+PEOPLE = {"Alice": 3, "Bob": 2, "Carol": 1, "Dan": 2}
+ALIGN_HEADER = [
+    "input_path",
+    "person",
+    "status",
+    "reason",
+    "output_path",
+    "input_format",
+    "input_width",
+    "input_height",
+    "det_score",
+    "face_px",
+    "n_faces",
+]
+
+
+@pytest.fixture(scope="session")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory):
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}),
+    ):
+        yield storage
+
+
+def make_aligned(root: Path) -> Path:
+    """A folder in the `fam align` output format, from generated 32-px faces."""
+    make_face_folder(root / "images", PEOPLE)
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(ALIGN_HEADER)
+        for f in sorted((root / "images").rglob("*.png")):
+            rel = f.relative_to(root).as_posix()
+            w.writerow(
+                [
+                    f"/raw/{f.parent.name}/{f.stem}.jpg",
+                    f.parent.name,
+                    "aligned",
+                    "",
+                    rel,
+                    "jpeg",
+                    250,
+                    250,
+                    0.99,
+                    120,
+                    1,
+                ]
+            )
+    return root
+
+
+@pytest.fixture()
+def setup(tmp_path: Path, prefect_home):
+    aligned = make_aligned(tmp_path / "aligned")
+    key_file = tmp_path / "keys" / "k1.fam-key"
+    key = new_key_file(key_file)
+    settings = {
+        **TINY_SETTINGS,
+        "mlops": {
+            "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "artifact_root": str(tmp_path / "mlartifacts"),
+            "experiment": "fam-flow-test",
+            "shard_size": 2,
+            "max_workers": 2,
+            "retries": 0,
+        },
+    }
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(settings))
+    return {"tmp": tmp_path, "aligned": aligned, "key_file": key_file, "key": key, "params": str(params_path)}
+
+
+def run_protect(s: dict, out: Path, **kw):
+    from flows.protect import protect_dataset
+
+    return protect_dataset(
+        aligned_dir=str(s["aligned"]),
+        out_dir=str(out),
+        key={"key_file": str(s["key_file"])},
+        params_path=s["params"],
+        **kw,
+    )
+
+
+def test_protect_flow_records_lineage_without_key_material(setup):
+    from mlflow import MlflowClient
+
+    s = setup
+    result = run_protect(s, s["tmp"] / "out", publish_dir=str(s["tmp"] / "published"))
+    assert result["n_images"] == sum(PEOPLE.values()) and result["n_persons"] == len(PEOPLE)
+    assert result["key_fingerprint"] == s["key"].fingerprint
+    published = sorted(
+        p.relative_to(s["tmp"] / "published").as_posix() for p in (s["tmp"] / "published").rglob("*.png")
+    )
+    assert len(published) == sum(PEOPLE.values()) and not any(n in "".join(published) for n in PEOPLE)
+
+    client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["optimise.steps"] == "4"
+    assert run.data.params["models.generator.name"] == "tiny"
+    assert run.data.params["mlops.shard_size"] == "2"
+    tags = run.data.tags
+    assert tags["fam.key_fingerprint"] == s["key"].fingerprint and tags["fam.key_kind"] == "secret"
+    assert tags["fam.n_images"] == str(sum(PEOPLE.values()))
+    assert len(tags["fam.prefect_flow_run_id"]) == 36  # a UUID
+    assert tags["fam.flow"] == "protect-dataset"
+    assert (
+        tags["fam.manifest_sha256"]
+        == __import__("hashlib").sha256((s["tmp"] / "out" / "manifest.json").read_bytes()).hexdigest()
+    )
+    assert len(tags["fam.aligned_manifest_sha256"]) == 64
+    assert any(k.startswith("fam.weight.") for k in tags)  # registry files present here are hashed
+    arts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
+    assert arts == {"validation/input.json", "validation/release.json"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "protect")} == {
+        "protect/manifest.json",
+        "protect/release.json",
+    }
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["data (data.dvc)", "aligned"] or [
+        d.dataset.name for d in run.inputs.dataset_inputs
+    ] == ["aligned"]
+
+    # The key never reaches the lineage store, the artifacts or the Prefect database.
+    key_hex = FlowKeyRef(key_file=str(s["key_file"])).material_hex()
+    assert key_hex
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    stores = [
+        s["tmp"] / "mlflow.db",
+        *(s["tmp"] / "mlartifacts").rglob("*"),
+        *(s["tmp"] / "out" / "release").rglob("*"),
+    ]
+    prefect_db = PREFECT_API_DATABASE_CONNECTION_URL.value() or ""
+    if prefect_db.startswith("sqlite"):
+        stores.append(Path(prefect_db.split("///", 1)[1]))
+    stores += list(Path(s["tmp"].parent).glob("prefect-results*/**/*"))
+    checked = 0
+    for f in stores:
+        if f.is_file():
+            data = f.read_bytes()
+            assert key_hex.encode() not in data.lower() and bytes.fromhex(key_hex) not in data, f
+            checked += 1
+    assert checked > 5
+
+
+def test_failed_suite_stops_before_lineage_and_publish(setup):
+    s = setup
+    lines = (s["aligned"] / "manifest.csv").read_text().splitlines()
+    (s["aligned"] / "manifest.csv").write_text("\n".join([*lines, lines[1]]) + "\n")  # an input listed twice
+    from tasks.validation import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="every input appears once"):
+        run_protect(s, s["tmp"] / "out", publish_dir=str(s["tmp"] / "published"))
+    assert not (s["tmp"] / "published").exists()
+    assert not (s["tmp"] / "out").exists()
+    report = json.loads((s["tmp"] / "out-validation" / "input.json").read_text())
+    assert report["success"] is False
+    if (s["tmp"] / "mlflow.db").exists():
+        from mlflow import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
+        assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_crash_half_way_then_rerun_is_byte_identical(setup, monkeypatch):
+    import fam.protect
+
+    s = setup
+    clean = run_protect(s, s["tmp"] / "clean")
+    real = fam.protect.protect_dataset
+    calls: list[tuple[str, ...]] = []
+    crash = [True]
+
+    def crashing(*args, persons=None, **kw):
+        calls.append(tuple(persons or ()))
+        if crash[0] and len(calls) == 2:  # the second shard dies half-way through the flow
+            raise RuntimeError("worker lost (injected)")
+        return real(*args, persons=persons, **kw)
+
+    monkeypatch.setattr(fam.protect, "protect_dataset", crashing)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_protect(s, s["tmp"] / "crashed")
+    assert (s["tmp"] / "crashed" / ".fam" / "persons").is_dir()
+    assert not (s["tmp"] / "crashed-validation" / "release.json").exists()
+
+    calls.clear()
+    crash[0] = False
+    resumed = run_protect(s, s["tmp"] / "crashed")
+    # The shard that finished before the crash came from Prefect's cache; only the rest ran,
+    # plus the final resumed pass that writes the whole manifest.
+    all_people = tuple(sorted(PEOPLE))
+    assert calls[-1] == all_people and len(calls) == 2, calls
+    assert resumed["n_images"] == clean["n_images"]
+
+    def tree(root: Path) -> dict[str, bytes]:
+        files = [*(root / "release").rglob("*"), root / "manifest.json", root / "rejects.json"]
+        return {f.relative_to(root).as_posix(): f.read_bytes() for f in files if f.is_file()}
+
+    a, b = tree(s["tmp"] / "clean"), tree(s["tmp"] / "crashed")
+    assert a.keys() == b.keys() and len(a) == sum(PEOPLE.values()) + 3
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_revoke_key_records_revocation_and_reprotects(setup):
+    from click.testing import CliRunner
+    from mlflow import MlflowClient
+
+    from fam.cli import cli
+    from flows.revoke import revoke_key
+
+    s = setup
+    first = run_protect(s, s["tmp"] / "out")
+    new_file = s["tmp"] / "keys" / "k2.fam-key"
+    new = new_key_file(new_file)
+    result = revoke_key(
+        fingerprint=s["key"].fingerprint,
+        new_key={"key_file": str(new_file)},
+        reason="test: laptop lost",
+        params_path=s["params"],
+    )
+    assert result["new_fingerprint"] == new.fingerprint
+    [redone] = result["releases"]
+    new_out = Path(redone["new"])
+    assert (new_out / "release" / "release.json").is_file()
+    assert json.loads((new_out / "manifest.json").read_text())["key"]["key_fingerprint"] == new.fingerprint
+
+    client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
+    assert client.get_run(first["mlflow_run_id"]).data.tags["fam.key_revoked"] == "true"
+    new_tags = client.get_run(redone["mlflow_run_id"]).data.tags
+    assert new_tags["fam.replaces_fingerprint"] == s["key"].fingerprint
+    assert new_tags["fam.key_fingerprint"] == new.fingerprint
+
+    res = CliRunner().invoke(
+        cli,
+        ["audit", "--fingerprint", s["key"].fingerprint, "--params", s["params"], "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    answer = json.loads(res.output)
+    assert answer["revoked"] and answer["revocation"]["replacement_fingerprint"] == new.fingerprint
+    assert [r["run_id"] for r in answer["releases"]] == [first["mlflow_run_id"]]
