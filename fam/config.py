@@ -132,12 +132,8 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
-class MlopsConfig:
-    """Orchestration settings: read by dvc.yaml, the Prefect flows (flows/) and MLflow lineage."""
-
-    # People of data/lfw/images that the default pipeline protects (8 people with 4-5 images each,
-    # so `dvc repro` finishes in minutes on a CPU); an empty list means all of LFW.
-    subset: tuple[str, ...] = (
+class MlopsSubset:
+    person: tuple[str, ...] = (
         "Aaron_Peirsol",
         "Abdoulaye_Wade",
         "Abel_Pacheco",
@@ -147,9 +143,25 @@ class MlopsConfig:
         "Angela_Merkel",
         "Arianna_Huffington",
     )
-    # Keys the DVC pipeline protects under: name -> research seed (the paper's "key 1 ... key 5";
-    # research keys are insecure by design and used for reproducing tables only).
-    research_keys: Mapping[str, int] = field(default_factory=lambda: {"k1": 1, "k2": 2})
+
+
+@dataclass(frozen=True)
+class ResearchKeyRef:
+    name: str  # folder name under runs/protect/
+    seed: int  # research seed: insecure by design, for reproducing tables only
+
+
+@dataclass(frozen=True)
+class MlopsConfig:
+    """Orchestration settings: read by dvc.yaml, the Prefect flows (flows/) and MLflow lineage."""
+
+    # People of data/lfw/images that the default pipeline protects (8 people with 4-5 images each,
+    # so `dvc repro` finishes in minutes on a CPU). A mapping so that DVC unpacks it into
+    # `fam align --person A --person B ...` (.dvc/config: parsing.list = append); [] = all of LFW.
+    subset: MlopsSubset = field(default_factory=lambda: MlopsSubset())
+    # Keys the DVC pipeline protects under, one `protect@<name>` stage each (the paper's "key 1,
+    # key 2"; research keys are insecure by design and used for reproducing tables only).
+    research_keys: tuple[ResearchKeyRef, ...] = (ResearchKeyRef("k1", 1), ResearchKeyRef("k2", 2))
     tracking_uri: str = "sqlite:///runs/mlflow.db"  # MLflow lineage store
     artifact_root: str = "runs/mlartifacts"  # where MLflow stores artifacts of new experiments
     experiment: str = "fam"
@@ -160,9 +172,9 @@ class MlopsConfig:
     retry_delay_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name, seed in self.research_keys.items():
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ConfigError(f"mlops.research_keys.{name} must be a non-negative integer seed, got {seed!r}")
+        names = [k.name for k in self.research_keys]
+        if len(set(names)) != len(names) or any(k.seed < 0 for k in self.research_keys):
+            raise ConfigError("mlops.research_keys needs unique names and non-negative seeds")
         if self.shard_size < 1 or self.max_workers < 1 or self.retries < 0:
             raise ConfigError("mlops.shard_size and mlops.max_workers must be >= 1, mlops.retries >= 0")
 
