@@ -72,6 +72,9 @@ def protect_dataset(
 ) -> dict[str, Any]:
     """Protect ``aligned_dir`` (aligning ``input_dir`` into it first when given) into ``out_dir``.
 
+    ``persons``: people to protect (default: all aligned people; with ``input_dir`` and no
+    ``persons``, the ``mlops.subset`` people are aligned and protected).
+
     Returns the MLflow run id, the key fingerprint and the counts.
     """
     log = get_run_logger()
@@ -83,6 +86,8 @@ def protect_dataset(
     reports.mkdir(parents=True, exist_ok=True)
 
     if input_dir is not None:
+        if persons is None:  # raw input and no explicit people: the configured subset ([] = all)
+            persons = list(params.mlops.subset.person) or None
         t.with_retries(t.align, params)(input_dir, aligned_dir, params_path, overrides, persons)
     input_report = t.validate_input(aligned_dir, str(reports / "input.json"))
     identity = t.key_identity(key)

@@ -77,13 +77,23 @@ def key_identity(key: dict[str, Any]) -> dict[str, str]:
 @task(name="align")
 def align(
     input_dir: str, aligned_dir: str, params_path: str, overrides: dict[str, Any], persons: list[str] | None
-):
+) -> dict[str, Any]:
+    """Detect and align ``input_dir/<person>/*`` (resumable: a re-run skips recorded files)."""
     from fam.faces.align import align_dataset
+    from fam.models.factory import resolve_device
 
     params = settings(params_path, overrides)
-    summary = align_dataset(Path(input_dir), Path(aligned_dir), params.align, persons=persons, progress=False)
-    get_run_logger().info("aligned %s into %s", input_dir, aligned_dir)
-    return str(summary)
+    summary = align_dataset(
+        Path(input_dir),
+        Path(aligned_dir),
+        params.align,
+        persons=persons,
+        progress=False,
+        resume=True,
+        device=str(resolve_device(params.runtime.device)),
+    )
+    get_run_logger().info("aligned %s into %s: %s", input_dir, aligned_dir, summary)
+    return {"aligned_dir": aligned_dir}
 
 
 @task(name="validate-input")

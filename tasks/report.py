@@ -3,7 +3,8 @@
 One parent run per ``dvc repro`` (tags: flow=dvc, every key fingerprint, git and data versions;
 metrics and evaluation artifacts) with one nested run per key's release (params, lineage tags,
 manifest, validation reports). Writes ``OUT/metrics.json`` (for ``dvc metrics show``) and
-``OUT/lineage.json`` (the run ids) and ``OUT/validation-metrics.json``. A failed metrics suite exits 1 before anything is recorded.
+``OUT/lineage.json`` (the run ids) and ``OUT/validation-metrics.json``. A failed metrics
+suite exits 1 before anything is recorded.
 
     python -m tasks.report --aligned runs/aligned --protect runs/protect --eval runs/eval \\
         --validation runs/validation --out runs/report
