@@ -30,12 +30,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fam.config import ModelSpec, parse_params  # noqa: E402
-from fam.keys import key_latent, research_key  # noqa: E402
-from fam.layers import resolve_groups  # noqa: E402
-from fam.losses import anonymity_loss  # noqa: E402
-from fam.models.factory import BuildContext, build  # noqa: E402
-from fam.optimise import ViewBatch, protect_views  # noqa: E402
+from fam.config import ModelSpec, parse_params
+from fam.keys import key_latent, research_key
+from fam.layers import resolve_groups
+from fam.losses import anonymity_loss
+from fam.models.factory import BuildContext, build
+from fam.optimise import ViewBatch, protect_views
 
 CHANNELS = {
     64: {4: 256, 8: 256, 16: 256, 32: 128, 64: 64},
@@ -93,7 +93,9 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
     return first, last
 
 
-def run(resolution: int, device: torch.device, identity: str, attribute: str, steps: int, views: int) -> float:
+def run(
+    resolution: int, device: torch.device, identity: str, attribute: str, steps: int, views: int
+) -> float:
     params = parse_params({"optimise": {"steps": steps}})
     gen_spec = ModelSpec(
         "stylegan2",
@@ -127,7 +129,9 @@ def run(resolution: int, device: torch.device, identity: str, attribute: str, st
     t_batched, res = timed(
         lambda: protect_views(batch, w_key, gen, ident, attr, groups, params.mixing, params.optimise)
     )
-    t_loop, (first, last) = timed(lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise))
+    t_loop, (first, last) = timed(
+        lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise)
+    )
     speedup = t_loop / t_batched
     print(
         f"res={resolution} device={device} views={views} steps={steps} "
@@ -153,7 +157,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    speedups = [run(r, device, args.identity, args.attribute, args.steps, args.views) for r in args.resolutions]
+    speedups = [
+        run(r, device, args.identity, args.attribute, args.steps, args.views) for r in args.resolutions
+    ]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"speedup={min(speedups):.2f} peak_rss_mb={peak_mb:.0f}")
 
