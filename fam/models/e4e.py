@@ -16,6 +16,7 @@ generators; their width is the generator's ``w_dim``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -97,8 +98,8 @@ class Encoder4Editing(nn.Module):
         self.input_layer = build_input_layer()
         self.body = build_body(num_layers, mode)
         # Feature taps: the last unit of stages 2, 3 and 4 (units 6, 20, 23 for IR-SE-50).
-        ends = torch.tensor([len(s) for s in stage_specs(num_layers)]).cumsum(0) - 1
-        self.taps = (int(ends[1]), int(ends[2]), int(ends[3]))
+        ends = [n - 1 for n in itertools.accumulate(len(s) for s in stage_specs(num_layers))]
+        self.taps = (ends[1], ends[2], ends[3])
         self.styles = nn.ModuleList()
         for i in range(num_ws):
             spatial = 16 if i < COARSE_END else 32 if i < MIDDLE_END else 64

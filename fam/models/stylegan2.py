@@ -511,7 +511,9 @@ def latent_avg_to_w_avg(latent_avg: torch.Tensor, w_dim: int, source: str) -> to
     """``latent_avg`` as ``[w_dim]``, ``[1, w_dim]`` or ``[num_ws, w_dim]`` (e4e) -> ``[w_dim]``."""
     if latent_avg.shape[-1] != w_dim or latent_avg.ndim > 2:
         raise InputError(f"{source}: latent_avg has shape {list(latent_avg.shape)}, expected [..., {w_dim}]")
-    return latent_avg.float().reshape(-1, w_dim).mean(0)
+    rows = latent_avg.float().reshape(-1, w_dim)
+    # e4e saves one vector repeated num_ws times: keep it exact rather than averaging rounding in.
+    return rows[0].clone() if bool((rows == rows[0]).all()) else rows.mean(0)
 
 
 def generator_from_state_dict(
