@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -186,7 +187,8 @@ def _save_rosinality(tmp_path: Path, **extra) -> tuple[Path, dict]:
 
 def test_builder_loads_pinned_rosinality_file(tmp_path: Path):
     latent_avg = torch.randn(32)
-    path, sd = _save_rosinality(tmp_path, latent_avg=latent_avg)
+    # a training checkpoint also carries its argparse options; weights_only loading must accept them
+    path, sd = _save_rosinality(tmp_path, latent_avg=latent_avg, args=argparse.Namespace(size=32, n_mlp=2))
     digest = sha256(path)
     gen = build("generator", ModelSpec("stylegan2", {"weights": str(path), "sha256": digest}), CPU)
     assert gen.generator_id == f"stylegan2-32:sha256:{digest}"
