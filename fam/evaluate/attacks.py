@@ -109,7 +109,7 @@ def train_mapper(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return net.eval().requires_grad_(False), losses
 
 
