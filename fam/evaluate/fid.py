@@ -9,6 +9,7 @@ from a few hundred images is poor): compare numbers only at equal N and resoluti
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -58,7 +59,10 @@ class InceptionFeatures:
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))``."""
     diff = mu1 - mu2
-    covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    with warnings.catch_warnings():
+        # N < 2048 always gives singular covariances: the small-N bias is stated in every report
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
     if not np.isfinite(covmean).all():  # singular product: regularise as the reference code does
         eps = np.eye(sigma1.shape[0]) * 1e-6
         covmean = scipy.linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
