@@ -128,6 +128,47 @@ class RuntimeConfig:
 # Sections owned by later stages (alignment, evaluation, orchestration, training).
 # --- section: align ---
 # --- section: evaluate ---
+
+
+@dataclass(frozen=True)
+class MapperAttackConfig:
+    """The learned image-to-image attack (paper table 4): a small U-Net trained on
+    (protected, original) pairs of training people, applied to held-out people."""
+
+    size: int = 64  # px the mapper works at (CPU-trainable)
+    channels: int = 16  # width of the first U-Net level
+    steps: int = 300
+    lr: float = 0.002
+    batch: int = 16
+    train_fraction: float = 0.5  # share of people (by a hash of the name) used for training
+    max_train_images: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    # FR evaluators (fam.recognizers names); options go beside the name, e.g. weight paths
+    recognizers: tuple[ModelSpec, ...] = (ModelSpec("dlib"),)
+    fmrs: tuple[float, ...] = (1e-3, 1e-4, 1e-5)  # FMR 0.1 %, 0.01 %, 0.001 %
+    min_impostor_pairs: int = 300_000  # NOTES.md s.6: 3e5+ for a stable FMR 1e-5 threshold
+    threshold_max_images: int = 4000  # cap on clean impostor-set images (deterministic pick)
+    literature_thresholds: bool = False  # also report PSR at the fixed published table
+    unlinkability_bins: int = 100  # Gomez-Barrero density histogram bins
+    embed_batch: int = 32
+    score_chunk: int = 2048  # rows per block of a similarity matrix
+    fid: bool = True
+    fid_batch: int = 16
+    baselines: tuple[Literal["blur", "pixelate"], ...] = ("blur", "pixelate")
+    blur_sigma: float = 0.04  # Gaussian sigma as a fraction of the image side
+    pixelate_blocks: int = 8  # the image becomes pixelate_blocks x pixelate_blocks cells
+    attacks: tuple[Literal["latent_replacement", "mapper"], ...] = ("latent_replacement", "mapper")
+    attack_max_images: int = 32  # latent replacement inverts each image: keep it small on CPU
+    mapper: MapperAttackConfig = field(default_factory=MapperAttackConfig)
+    tsne_max_people: int = 20
+    grid_rows: int = 6
+    image_size: int = 128  # px of the grid cells
+
+
 # --- section: mlops ---
 
 
@@ -192,6 +233,7 @@ class Params:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     mlops: MlopsConfig = field(default_factory=MlopsConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
