@@ -18,16 +18,19 @@ def evaluate_release(
     release_dir: str,
     eval_dir: str,
     release2_dir: str | None = None,
+    thresholds_from: str | None = None,
+    key: dict[str, Any] | None = None,
     params_path: str = "params.yaml",
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``release_dir`` is a protect output folder (``manifest.json`` + ``release/``)."""
+    """``release_dir`` is a protect output folder (``manifest.json`` + ``release/``); ``key`` (a
+    reference) enables the key-holder attacks for secret keys."""
     overrides = dict(overrides or {})
     manifest = json.loads((Path(release_dir) / "manifest.json").read_text())
     identity = {"fingerprint": manifest["key"]["key_fingerprint"], "kind": manifest["key"]["key_kind"]}
     reports = reports_dir_for(release_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    t.evaluate(aligned_dir, release_dir, eval_dir, params_path, overrides, release2_dir)
+    t.evaluate(aligned_dir, release_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key)
     report = t.validate_metrics(eval_dir, str(reports / "metrics.json"))
     run_id = t.record_lineage(
         params_path,

@@ -67,6 +67,7 @@ def protect_dataset(
     inversions_dir: str | None = None,
     eval_dir: str | None = None,
     release2_dir: str | None = None,
+    thresholds_from: str | None = None,
     publish_dir: str | None = None,
     lineage_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -106,7 +107,7 @@ def protect_dataset(
     release_report = t.validate_release(out_dir, aligned_dir, key, people, str(reports / "release.json"))
     validation_reports = [input_report, release_report]
     if eval_dir is not None:
-        t.evaluate(aligned_dir, out_dir, eval_dir, params_path, overrides, release2_dir)
+        t.evaluate(aligned_dir, out_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key)
         validation_reports.append(t.validate_metrics(eval_dir, str(reports / "metrics.json")))
     run_id = t.record_lineage(
         params_path,

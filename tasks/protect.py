@@ -242,16 +242,22 @@ def evaluate(
     params_path: str,
     overrides: dict[str, Any],
     release2_dir: str | None = None,
+    thresholds_from: str | None = None,
+    key: dict[str, Any] | None = None,
 ) -> str:
+    """``fam.evaluate.evaluate_release``; the key (for the attacks) is loaded here, never passed on."""
     from fam.evaluate import evaluate_release
 
     params = settings(params_path, overrides)
     evaluate_release(
-        aligned=Path(aligned_dir),
-        release=Path(release_dir),
-        release2=Path(release2_dir) if release2_dir else None,
-        out=Path(eval_dir),
-        params=params,
+        Path(aligned_dir),
+        Path(release_dir),
+        Path(eval_dir),
+        params,
+        release2_dir=Path(release2_dir) if release2_dir else None,
+        thresholds_from=Path(thresholds_from) if thresholds_from else None,
+        key=FlowKeyRef.from_dict(key).load() if key else None,
+        progress=False,
     )
     return eval_dir
 

@@ -7,7 +7,8 @@ Three suites, each over a pandas frame built from what is on disk:
 * ``release``: a protect output folder against its aligned inputs: one protected image per
   accepted input and nothing else, every file decodes and matches its manifest hash, no
   original pixels, no latents, no real names and no key material anywhere under ``release/``.
-* ``metrics``: ``EVAL/metrics.json``: every value finite, rates within [0, 1], counts >= 0.
+* ``metrics``: ``EVAL/metrics.json``: every value finite, PSR/EER/AUC/D_sys within [0, 1],
+  score means within [-1, 1], counts and FID >= 0.
 
 The frames hold derived booleans and numbers, never the key: Great Expectations echoes
 unexpected values into its results, so the key is compared here and only the verdict enters.
@@ -52,9 +53,11 @@ ALIGN_COLUMNS = (
 )
 RELEASE_SUFFIXES = {".png", ".json"}  # anything else in release/ (latents, arrays, keys) fails the suite
 MIN_INPUT_SIDE = 32  # pixels; smaller inputs cannot hold a face the detector could align
-# Metric names (lower case) that are shares or probabilities and must lie in [0, 1].
-_RATE_PATTERN = re.compile(r"(?:psr|auc|eer|d_sys|dsys|rate|fmr|fnmr|tar|far|frr|acc|share|fraction)")
-_COUNT_PATTERN = re.compile(r"(?:^n_|_n$|pairs|count|fid)")
+# Metric families of fam.evaluate (docs/evaluation.md): shares and probabilities in [0, 1],
+# cosine-score means in [-1, 1], counts and distances >= 0.
+_RATE_PATTERN = re.compile(r"^(?:psr|eer|auc|dsys)_(?!bins$)")
+_SCORE_PATTERN = re.compile(r"^score_")
+_COUNT_PATTERN = re.compile(r"(?:^n_|_n$|_bins$|^fid)")
 
 
 class ValidationFailed(UserError):
@@ -376,6 +379,7 @@ def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport
     )
     rates = frame[frame["name"].str.lower().str.contains(_RATE_PATTERN) & frame["finite"]]
     counts = frame[frame["name"].str.lower().str.contains(_COUNT_PATTERN) & frame["finite"]]
+    scores = frame[frame["name"].str.lower().str.contains(_SCORE_PATTERN) & frame["finite"]]
     E = _gx().expectations
     frames = {
         "all": (
@@ -397,6 +401,15 @@ def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport
             ],
         ),
         "counts": (counts, [(E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0), "count >= 0")]),
+        "scores": (
+            scores,
+            [
+                (
+                    E.ExpectColumnValuesToBeBetween(column="value", min_value=-1.0, max_value=1.0),
+                    "score in [-1, 1]",
+                )
+            ],
+        ),
     }
     return _run_suite("metrics", frames)
 

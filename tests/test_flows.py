@@ -20,9 +20,10 @@ from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
 from tests.conftest import TINY_SETTINGS, make_face_folder
 
-pytestmark = pytest.mark.flow
+pytestmark = [pytest.mark.flow, pytest.mark.slow]  # one Prefect server start (~15-40 s) + real flow runs
 
-PEOPLE = {"Alice": 3, "Bob": 2, "Carol": 1, "Dan": 2}
+PEOPLE = {"Alice": 3, "Bob": 2, "Carol": 1, "Dan": 2}  # protected
+OTHERS = {f"Other{i}": 2 for i in range(6)}  # aligned but not protected: impostors for thresholds
 ALIGN_HEADER = [
     "input_path",
     "person",
@@ -53,7 +54,7 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory):
 
 def make_aligned(root: Path) -> Path:
     """A folder in the `fam align` output format, from generated 32-px faces."""
-    make_face_folder(root / "images", PEOPLE)
+    make_face_folder(root / "images", {**PEOPLE, **OTHERS})
     with open(root / "manifest.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(ALIGN_HEADER)
@@ -84,6 +85,14 @@ def setup(tmp_path: Path, prefect_home):
     key = new_key_file(key_file)
     settings = {
         **TINY_SETTINGS,
+        "evaluate": {
+            "recognizers": ["tiny"],  # built by the patched build_recognizers below
+            "min_impostor_pairs": 50,
+            "fid": False,
+            "attacks": [],
+            "baselines": [],
+            "image_size": 32,
+        },
         "mlops": {
             "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
             "artifact_root": str(tmp_path / "mlartifacts"),
@@ -106,15 +115,22 @@ def run_protect(s: dict, out: Path, **kw):
         out_dir=str(out),
         key={"key_file": str(s["key_file"])},
         params_path=s["params"],
+        persons=sorted(PEOPLE),
         **kw,
     )
 
 
-def test_protect_flow_records_lineage_without_key_material(setup):
+def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     from mlflow import MlflowClient
 
+    import fam.evaluate.runner
+    from tests.test_eval_release import TinyRecognizer
+
+    monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda cfg: [TinyRecognizer()])
     s = setup
-    result = run_protect(s, s["tmp"] / "out", publish_dir=str(s["tmp"] / "published"))
+    result = run_protect(
+        s, s["tmp"] / "out", eval_dir=str(s["tmp"] / "eval"), publish_dir=str(s["tmp"] / "published")
+    )
     assert result["n_images"] == sum(PEOPLE.values()) and result["n_persons"] == len(PEOPLE)
     assert result["key_fingerprint"] == s["key"].fingerprint
     published = sorted(
@@ -139,8 +155,17 @@ def test_protect_flow_records_lineage_without_key_material(setup):
     )
     assert len(tags["fam.aligned_manifest_sha256"]) == 64
     assert any(k.startswith("fam.weight.") for k in tags)  # registry files present here are hashed
+    metrics = json.loads((s["tmp"] / "eval" / "metrics.json").read_text())
+    assert run.data.metrics == pytest.approx(metrics) and "psr_anonymity_tiny_fmr1e-3" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
-    assert arts == {"validation/input.json", "validation/release.json"}
+    assert arts == {"validation/input.json", "validation/release.json", "validation/metrics.json"}
+    arts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {
+        "evaluation/metrics.json",
+        "evaluation/report.md",
+        "evaluation/grid.png",
+        "evaluation/plots",
+    } <= arts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "protect")} == {
         "protect/manifest.json",
         "protect/release.json",

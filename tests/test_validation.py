@@ -189,6 +189,18 @@ def test_release_suite_catches_hash_mismatch_and_undecodable_file(good, tmp_path
 
 
 def test_metrics_suite_ranges():
-    assert validate_metrics({"psr_fmr_0.1": 0.9, "fid": 12.0, "n_pairs_impostor": 100.0}).success
-    failed = _failed(validate_metrics({"psr_fmr_0.1": 1.5, "fid": float("nan"), "n_pairs_impostor": -1.0}))
-    assert failed == {"rate in [0, 1]", "finite", "count >= 0"}
+    good = {
+        "psr_anonymity_dlib_fmr1e-3": 0.9,
+        "dsys_bins": 100.0,
+        "fid": 12.0,
+        "n_impostor_pairs_dlib": 100.0,
+        "score_anonymity_mean_dlib": -0.2,
+    }
+    assert validate_metrics(good).success
+    bad = {
+        "psr_anonymity_dlib_fmr1e-3": 1.5,
+        "fid": float("nan"),
+        "n_impostor_pairs_dlib": -1.0,
+        "score_anonymity_mean_dlib": 1.2,
+    }
+    assert _failed(validate_metrics(bad)) == {"rate in [0, 1]", "finite", "count >= 0", "score in [-1, 1]"}
