@@ -187,6 +187,16 @@ class MlopsSubset:
 
 
 @dataclass(frozen=True)
+class MlopsImpostors:
+    """Clean images of people outside the subset, for the FMR thresholds of the evaluation:
+    the first ``n_people`` other LFW people (by name) with at least ``images_per_person`` images,
+    that many each. 400 x 2 = 800 images give ~319k impostor pairs (evaluate.min_impostor_pairs)."""
+
+    n_people: int = 400
+    images_per_person: int = 2
+
+
+@dataclass(frozen=True)
 class ResearchKeyRef:
     name: str  # folder name under runs/protect/
     seed: int  # research seed: insecure by design, for reproducing tables only
@@ -200,6 +210,7 @@ class MlopsConfig:
     # so `dvc repro` finishes in minutes on a CPU). A mapping so that DVC unpacks it into
     # `fam align --person A --person B ...` (.dvc/config: parsing.list = append); [] = all of LFW.
     subset: MlopsSubset = field(default_factory=lambda: MlopsSubset())
+    impostors: MlopsImpostors = field(default_factory=MlopsImpostors)
     # Keys the DVC pipeline protects under, one `protect@<name>` stage each (the paper's "key 1,
     # key 2"; research keys are insecure by design and used for reproducing tables only).
     research_keys: tuple[ResearchKeyRef, ...] = (ResearchKeyRef("k1", 1), ResearchKeyRef("k2", 2))
@@ -218,6 +229,7 @@ class MlopsConfig:
             raise ConfigError("mlops.research_keys needs unique names and non-negative seeds")
         if self.shard_size < 1 or self.max_workers < 1 or self.retries < 0:
             raise ConfigError("mlops.shard_size and mlops.max_workers must be >= 1, mlops.retries >= 0")
+
 
 # --- section: training ---
 
