@@ -56,9 +56,6 @@ def main(input_dir: Path, out_dir: Path, params_path: str, overrides: tuple[str,
         for f in files:
             shutil.copyfile(f, out_dir / person / f.name)
     n = sum(len(v) for v in chosen.values())
-    (out_dir.parent / f"{out_dir.name}.json").write_text(
-        json.dumps({"people": len(chosen), "images": n}) + "\n"
-    )
     click.echo(f"{n} images of {len(chosen)} people outside the subset -> {out_dir}")
 
 
