@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The project's main job (README, first command): set up the environment, fetch the data, then
+# align -> protect (under a key file) -> validate -> evaluate -> record in MLflow, on the
+# embedded default models and the mlops.subset people of LFW. Re-running resumes finished work.
+# Prints where to look: the report, the release and the MLflow UI command.
+#   OUT (default runs/main)   KEY_FILE (default runs/keys/main.fam-key)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="$(scripts/setup_env.sh | tail -n 1)"
+export PATH="$venv/bin:$PATH" MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false
+out="${OUT:-runs/main}"
+key_file="${KEY_FILE:-runs/keys/main.fam-key}"
+fam() { python -m fam "$@"; }
+step() { printf '\n== %s\n' "$*"; }
+t0=$SECONDS
+
+if [[ ! -d data/lfw/images ]]; then
+  step "dvc pull (LFW from the shared DVC remote)"
+  dvc pull
+fi
+
+# People from params.yaml (read through fam.config: nothing else parses the YAML).
+mapfile -t people < <(python -c "from fam.config import load_params
+for p in load_params().mlops.subset.person: print(p)")
+person_args=()
+for p in "${people[@]}"; do person_args+=(--person "$p"); done
+
+step "align ${#people[@]} LFW people -> $out/aligned"
+fam align --input data/lfw/images --out "$out/aligned" --resume --no-progress "${person_args[@]}"
+python -m tasks.validation input "$out/aligned" --report "$out/validation/input.json"
+
+if [[ ! -d "$out/impostors" ]]; then
+  step "align other LFW people for the FMR thresholds -> $out/impostors"
+  rm -rf "$out/impostor-input"
+  python -m tasks.impostors --input data/lfw/images --out "$out/impostor-input"
+  fam align --input "$out/impostor-input" --out "$out/impostors.partial" --no-progress
+  mv "$out/impostors.partial" "$out/impostors"
+fi
+
+if [[ ! -f "$key_file" ]]; then
+  step "new key file $key_file (keep it secret; only its fingerprint is ever recorded)"
+  fam key new --out "$key_file"
+fi
+
+step "protect under $key_file -> $out/protect/main"
+fam protect --input "$out/aligned" --key-file "$key_file" --out "$out/protect/main" --resume --quiet
+python -m tasks.validation release "$out/protect/main" --aligned "$out/aligned" --key-file "$key_file" \
+  --report "$out/validation/release-main.json"
+
+step "evaluate -> $out/eval"
+rm -rf "$out/eval"
+fam evaluate --aligned "$out/aligned" --release "$out/protect/main" --thresholds-from "$out/impostors" \
+  --key-file "$key_file" --out "$out/eval"
+
+step "metrics gate + MLflow lineage"
+python -m tasks.report --aligned "$out/aligned" --protect "$out/protect" --eval "$out/eval" \
+  --evaluated-key main --validation "$out/validation" --out "$out/report"
+
+tracking_uri="$(python -c "from fam.config import load_params; print(load_params().mlops.tracking_uri)")"
+cat <<MSG
+
+== done in $((SECONDS - t0)) s
+report:   $out/eval/report.md   (grid: $out/eval/grid.png, plots: $out/eval/plots/)
+release:  $out/protect/main/release   (publishable; manifest.json beside it is private)
+lineage:  $out/report/lineage.json
+MLflow:   $venv/bin/mlflow ui --backend-store-uri $tracking_uri   (then http://127.0.0.1:5000)
+audit:    python -m fam audit --fingerprint \$(python -c "import json;print(json.load(open('$out/protect/main/manifest.json'))['key']['key_fingerprint'])")
+MSG
