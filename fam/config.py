@@ -8,6 +8,7 @@ path, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -292,7 +293,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def _apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(raw))  # deep copy of plain data
+    out: dict[str, Any] = copy.deepcopy(dict(raw))
     for dotted, value in overrides.items():
         node = out
         parts = dotted.split(".")
@@ -388,7 +389,7 @@ def _to_plain(obj: Any) -> Any:
             return {"name": obj.name, **{k: _to_plain(v) for k, v in obj.options.items()}}
         return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
-        return {str(k): _to_plain(v) for k, v in obj.items()}
+        return {k: _to_plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_to_plain(v) for v in obj]
     return obj
