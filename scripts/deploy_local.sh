@@ -13,12 +13,15 @@ export PREFECT_HOME="$home" PREFECT_API_URL="http://127.0.0.1:$port/api"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false MLFLOW_DISABLE_TELEMETRY=true FAM_PROJECT_DIR="$PWD"
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120
 
-stop() {  # only the processes this script started, by their recorded ids
+stop() {  # only the processes this script started, by their recorded ids; worker first
   for name in worker server; do
-    if [[ -f "$home/$name.pid" ]]; then
-      kill "$(cat "$home/$name.pid")" 2>/dev/null && echo "stopped $name $(cat "$home/$name.pid")" || true
-      rm -f "$home/$name.pid"
-    fi
+    [[ -f "$home/$name.pid" ]] || continue
+    pid="$(cat "$home/$name.pid")"
+    kill -INT "$pid" 2>/dev/null || true  # Prefect shuts down cleanly on Ctrl-C (SIGINT)
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+    echo "stopped $name $pid"
+    rm -f "$home/$name.pid"
   done
 }
 if [[ "${1:-}" == "stop" ]]; then stop; exit 0; fi
