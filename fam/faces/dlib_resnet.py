@@ -12,6 +12,7 @@ person when their descriptors are closer than 0.6 in L2.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,10 @@ from fam.faces.dlib_format import (
     DlibResNetParams,
     load_dlib_resnet,
 )
+
+if TYPE_CHECKING:
+    from fam.config import ModelSpec
+    from fam.models.factory import BuildContext
 
 INPUT_SIZE = 150
 CHANNEL_MEANS = (122.782, 117.001, 104.298)  # RGB, subtracted from 0..255 pixels, then / 256
@@ -141,3 +146,40 @@ def load_dlib_resnet_module(path: str | Path | None = None, sha256: str | None =
 
     file = resolve("dlib-face-recognition-resnet-v1", path=path, sha256=sha256)
     return DlibResNet().load_dlib_params(load_dlib_resnet(file)).eval()
+
+
+class DlibIdentityEncoder(nn.Module):
+    """``fam.interfaces.IdentityEncoder`` over dlib's network: aligned ``[-1, 1]`` faces ->
+    L2-normalised 128-D embeddings, differentiable through the crop (for the losses)."""
+
+    embedding_dim = DESCRIPTOR_DIM
+
+    def __init__(self, net: DlibResNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def descriptors(self, images: torch.Tensor) -> torch.Tensor:
+        """``images [B, 3, R, R]`` aligned, ``[-1, 1]`` -> dlib's raw descriptors ``[B, 128]``."""
+        from fam.faces.chip import DLIB_150, crop_to_template
+
+        chips = crop_to_template(images, DLIB_150)
+        return self.net((chips + 1.0) * 127.5)  # [-1, 1] -> dlib's 0..255 pixel scale
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.descriptors(images), dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embed(images)
+
+
+def build_identity_encoder(spec: ModelSpec, ctx: BuildContext) -> DlibIdentityEncoder:
+    """Factory builder for ``models.identity.name: dlib``.
+
+    Options: ``path`` / ``sha256`` to load a copy of the ``.dat`` from elsewhere (default:
+    the installed face-recognition-models package, hash-checked by the weight registry).
+    """
+    from fam.models.factory import check_options
+
+    options = check_options(spec, "identity", {"path": None, "sha256": None})
+    net = load_dlib_resnet_module(options["path"], options["sha256"])
+    return DlibIdentityEncoder(net).to(ctx.device)
