@@ -177,7 +177,8 @@ def main() -> None:
     arc_residual = np.abs(np.c_[arc_src, np.ones(5)] @ arc_t.T - pts.mean(0)).max()
 
     def show(name: str, t: np.ndarray) -> str:
-        return f"{name} = ({tuple(round(float(v), 5) for v in t[0])}, {tuple(round(float(v), 5) for v in t[1])})"
+        rows = [tuple(round(float(v), 5) for v in row) for row in t]
+        return f"{name} = ({rows[0]}, {rows[1]})"
 
     print(f"images used: {len(dlib_t)} (dlib chip formula vs dlib warp: {checked:.3f} px at the corners)")
     print(f"dlib theta std over images: {np.round(dlib_t.std(0), 4).tolist()}")
