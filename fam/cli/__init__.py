@@ -14,6 +14,7 @@ from fam.errors import UserError
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "key": "fam.cli.key:key",
+    "models": "fam.cli.models:models",
     "protect": "fam.cli.protect:protect",
 }
 
