@@ -137,10 +137,11 @@ def _load_state_dict(weight_name: str, opts: RecognizerOptions) -> Mapping[str, 
 
 def _arcface(num_layers: int) -> Builder:
     def build(opts: RecognizerOptions) -> TemplateRecognizer:
-        from fam.models.irse import load_backbone_state_dict  # written alongside; heavy-ish, lazy
-
         weight_name = f"arcface-{'irse50' if num_layers == 50 else 'ir152'}"
-        backbone = load_backbone_state_dict(dict(_load_state_dict(weight_name, opts)), source=str(opts.path))
+        state = dict(_load_state_dict(weight_name, opts))  # a missing file is reported first
+        from fam.models.irse import load_backbone_state_dict  # lazy: only ArcFace users pay for it
+
+        backbone = load_backbone_state_dict(state, source=str(opts.path))
         if backbone.num_layers != num_layers:
             raise MissingWeightsError(
                 f"{opts.path} holds an IR-{backbone.num_layers} backbone, "
