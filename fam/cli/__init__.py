@@ -15,6 +15,7 @@ from fam.errors import UserError
 COMMANDS: dict[str, str] = {
     "evaluate": "fam.cli.evaluate:evaluate",
     "key": "fam.cli.key:key",
+    "models": "fam.cli.models:models",
     "protect": "fam.cli.protect:protect",
     "invert": "fam.cli.protect:invert",
 }

@@ -26,7 +26,9 @@ ROLES: dict[str, dict[str, str]] = {
         "projection": "fam.inversion:build_projection_inverter",
         "e4e": "fam.models.e4e:build_inverter",
     },
-    "identity": {},
+    "identity": {
+        "dlib": "fam.faces.dlib_resnet:build_identity_encoder",
+    },
     "attribute": {},
 }
 
