@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "key": "fam.cli.key:key",
     "protect": "fam.cli.protect:protect",
     "invert": "fam.cli.protect:invert",
+    "train-prior": "fam.cli.train:train_prior",
+    "train-encoder": "fam.cli.train:train_encoder",
 }
 
 

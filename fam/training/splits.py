@@ -86,7 +86,9 @@ def make_split(image_counts: Mapping[str, int]) -> dict[str, object]:
 def load_split(path: Path = SPLIT_FILE) -> PeopleSplit:
     """Read and verify the committed split (its content hash and its rule)."""
     if not Path(path).is_file():
-        raise InputError(f"people split {path} is missing; regenerate it with `python -m fam.training.splits`")
+        raise InputError(
+            f"people split {path} is missing; regenerate it with `python -m fam.training.splits`"
+        )
     doc = json.loads(Path(path).read_text())
     train, heldout = doc["train"], doc["heldout"]
     if _content_hash(train, heldout) != doc["content_sha256"]:
@@ -109,7 +111,9 @@ def check_trainable(people: Iterable[str], split: PeopleSplit | None = None) -> 
         )
     unknown = sorted(names - split.train)
     if unknown:
-        raise InputError(f"{len(unknown)} people are not in the LFW split (e.g. {unknown[:3]}); refusing them")
+        raise InputError(
+            f"{len(unknown)} people are not in the LFW split (e.g. {unknown[:3]}); refusing them"
+        )
 
 
 def main() -> None:

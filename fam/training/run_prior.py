@@ -1,0 +1,186 @@
+"""The time-boxed prior training run behind ``fam train-prior``.
+
+Stops cleanly when ``kimg`` images have been shown or ``minutes`` have passed (the device
+machine runs commands of at most 10 minutes), always leaving a full ``state.pt`` in ``out`` and,
+if asked, a lifeboat (fp16 pieces under 16 MiB, see :mod:`fam.training.checkpoint`) plus the
+log and a samples grid in ``export``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from fam.config import PriorTrainingConfig, _to_plain
+from fam.errors import InputError, OutputExistsError
+from fam.training import fid
+from fam.training.pack import load_pack
+from fam.training.prior import PriorTrainer
+
+LOG_EVERY_STEPS = 50
+FID_BATCH = 100
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    step: int
+    kimg: float
+    resumed_from: str
+    seconds: float
+    images_per_s: float
+    last_fid: float | None
+
+
+def _log(path: Path, record: dict[str, object]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _fid(trainer: PriorTrainer, out: Path, n: int) -> float:
+    """FID of ``n`` EMA samples (psi 1, fixed seeds) against ``n`` training images (cached stats)."""
+    net = fid.load_inception(trainer.device)
+    ref_file = out / "fid_ref.pt"
+    if ref_file.is_file():
+        ref = torch.load(ref_file, weights_only=True)
+        mu_r, sig_r = ref["mu"].numpy(), ref["sigma"].numpy()
+    else:
+        imgs = trainer.images[: min(n, trainer.images.shape[0])]
+        mu_r, sig_r = fid.feature_stats(
+            (imgs[i : i + FID_BATCH] for i in range(0, len(imgs), FID_BATCH)), net
+        )
+        torch.save({"mu": torch.from_numpy(mu_r), "sigma": torch.from_numpy(sig_r)}, ref_file)
+    g = trainer.G_ema
+    rng = torch.Generator().manual_seed(12345)
+
+    @torch.no_grad()
+    def synth(start: int, count: int) -> torch.Tensor:
+        z = torch.randn(count, g.z_dim, generator=rng).to(trainer.device)
+        return g.synthesis(g.mapping(z).unsqueeze(1).expand(-1, g.num_ws, -1)).clamp(-1, 1)
+
+    mu_g, sig_g = fid.feature_stats(fid.generated_batches(synth, n, FID_BATCH), net)
+    return fid.frechet_distance(mu_g, sig_g, mu_r, sig_r)
+
+
+def train_prior_run(
+    cfg: PriorTrainingConfig,
+    data: Path,  # packed train faces (fam.training.pack) at cfg.resolution
+    out: Path,  # full state, log and FID cache; stays where training runs
+    device: torch.device,
+    resume: bool = False,  # continue from out/state.pt, else from the lifeboat
+    lifeboat: Path | None = None,  # a returned lifeboat folder, used when out/state.pt is absent
+    export: Path | None = None,  # where to write the lifeboat, log copy and samples (device: $OUT)
+    kimg: float | None = None,  # total kimg to reach (default cfg.kimg)
+    minutes: float | None = None,  # wall-clock budget of this call
+) -> RunSummary:
+    t_start = time.perf_counter()
+    out = Path(out)
+    state_file = out / "state.pt"
+    if state_file.exists() and not resume:
+        raise OutputExistsError(f"{state_file} exists; pass --resume to continue it or choose another --out")
+    pack = load_pack(data)  # refuses held-out people
+    if pack.resolution != cfg.resolution:
+        raise InputError(
+            f"{data} holds {pack.resolution} px faces; training.prior.resolution is {cfg.resolution}"
+        )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    trainer = PriorTrainer(cfg, pack.images, device)
+    resumed_from = "scratch"
+    if resume:
+        if state_file.is_file():
+            trainer.load(state_file)
+            resumed_from = str(state_file)
+        elif lifeboat is not None and Path(lifeboat).is_dir():
+            trainer.load_lifeboat(lifeboat)
+            resumed_from = f"lifeboat {lifeboat}"
+        else:
+            raise InputError(f"--resume: neither {state_file} nor a lifeboat folder ({lifeboat}) exists")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "training_options.json").write_text(
+        json.dumps(
+            {
+                "config": _to_plain(cfg),
+                "data": str(data),
+                "pack_meta": {k: v for k, v in pack.meta.items() if k != "rejects"},
+                "device": str(device),
+            },
+            indent=1,
+        )
+    )
+    log_file = out / "log.jsonl"
+    target = int((kimg if kimg is not None else cfg.kimg) * 1000)
+    deadline = t_start + minutes * 60 if minutes is not None else float("inf")
+    next_ckpt = time.perf_counter() + cfg.checkpoint_every_minutes * 60
+    fid_every = int(cfg.fid_every_kimg * 1000)
+    last_fid: float | None = None
+    _log(
+        log_file,
+        {"event": "start", "step": trainer.step, "kimg": trainer.nimg / 1000, "resumed_from": resumed_from},
+    )
+    t0, n0 = time.perf_counter(), trainer.nimg
+    window_t, window_n = t0, trainer.nimg
+    bar = tqdm(total=target, initial=min(trainer.nimg, target), unit="img", unit_scale=True, mininterval=5)
+    # Keep ~1 step plus checkpoint time in hand so the call ends before the device kills it.
+    margin = 30.0
+    while trainer.nimg < target and time.perf_counter() < deadline - margin:
+        before = trainer.nimg
+        stats = trainer.train_step()
+        bar.update(trainer.nimg - before)
+        if trainer.step % LOG_EVERY_STEPS == 0:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            rate = (trainer.nimg - window_n) / max(now - window_t, 1e-9)
+            window_t, window_n = now, trainer.nimg
+            _log(
+                log_file,
+                {
+                    "step": trainer.step,
+                    "kimg": trainer.nimg / 1000,
+                    "img_per_s": round(rate, 1),
+                    "w_avg_norm": trainer.G.latent_avg.norm().item(),
+                    **stats,
+                },
+            )
+            bar.set_postfix(g=f"{stats['loss_g']:.3f}", d=f"{stats['loss_d']:.3f}", ips=f"{rate:.0f}")
+        if fid_every > 0 and trainer.nimg // fid_every != before // fid_every:
+            last_fid = _fid(trainer, out, cfg.fid_samples)
+            _log(
+                log_file,
+                {
+                    "step": trainer.step,
+                    "kimg": trainer.nimg / 1000,
+                    "fid": last_fid,
+                    "fid_samples": cfg.fid_samples,
+                },
+            )
+        if time.perf_counter() > next_ckpt:
+            trainer.save(state_file)
+            next_ckpt = time.perf_counter() + cfg.checkpoint_every_minutes * 60
+    bar.close()
+    trainer.save(state_file)
+    seconds = time.perf_counter() - t0
+    rate = (trainer.nimg - n0) / max(seconds, 1e-9)
+    _log(
+        log_file,
+        {
+            "event": "stop",
+            "step": trainer.step,
+            "kimg": trainer.nimg / 1000,
+            "seconds": round(seconds, 1),
+            "img_per_s": round(rate, 1),
+            "done": trainer.nimg >= target,
+        },
+    )
+    if export is not None:
+        export = Path(export)
+        trainer.write_lifeboat(export)
+        save_image(trainer.samples(64), export / "samples.png", nrow=8, normalize=True, value_range=(-1, 1))
+        (export / "log.jsonl").write_bytes(log_file.read_bytes())
+    return RunSummary(trainer.step, trainer.nimg / 1000, resumed_from, seconds, rate, last_fid)
