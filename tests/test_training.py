@@ -185,3 +185,50 @@ def test_encoder_step_runs_and_inverter_builds(tmp_path: Path) -> None:
     x = random_faces(2).float() / 127.5 - 1
     ws = inv.invert(x)
     assert ws.shape == (2, gen.num_ws, gen.w_dim) and torch.equal(ws, inv.invert(x))
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_params_yaml_prior_builds_the_planned_size() -> None:
+    from fam.config import load_params
+    from fam.training.prior import build_networks
+
+    g, d = build_networks(load_params().training.prior)
+    n_g = sum(p.numel() for p in g.parameters())
+    assert g.num_ws == 10 and g.resolution == 64 and 3e6 < n_g < 6e6
+    assert d(torch.zeros(2, 3, 64, 64)).shape == (2,)
+
+
+def test_cli_train_prior_runs_exports_and_resumes_from_lifeboat(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fam.cli import cli
+
+    split = load_split()
+    for person in sorted(split.train)[:3]:
+        (tmp_path / "al" / person).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (120, 80, 60)).save(tmp_path / "al" / person / "a.png")
+    pack_faces(tmp_path / "al", tmp_path / "p.npz", resolution=32)
+    sets = [
+        "--set", "training.prior.resolution=32",
+        "--set", "training.prior.channels={4: 8, 8: 8, 16: 8, 32: 8}",
+        "--set", "training.prior.w_dim=16", "--set", "training.prior.n_mlp=1",
+        "--set", "training.prior.batch=2", "--set", "training.prior.fid_every_kimg=0",
+        "--set", "runtime.device=cpu",
+    ]  # fmt: skip
+    base = ["train-prior", "--data", str(tmp_path / "p.npz"), "--kimg", "0.004", *sets]
+    res = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "run"), "--export", str(tmp_path / "exp")])
+    assert res.exit_code == 0, res.output
+    assert {"prior.pt", "g_fp16.pt", "d_fp16.pt", "meta.pt", "samples.png", "log.jsonl"} <= {
+        p.name for p in (tmp_path / "exp").iterdir()
+    }
+    # A fresh machine: no state.pt in the new --out, so --resume continues from the lifeboat.
+    res = CliRunner().invoke(
+        cli, ["train-prior", "--data", str(tmp_path / "p.npz"), "--kimg", "0.008", *sets,
+              "--out", str(tmp_path / "run2"), "--resume", "--lifeboat", str(tmp_path / "exp")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = res.output
+    summary = json.loads(out[out.rindex('{"step"') :].splitlines()[0])  # tqdm shares the stream
+    assert summary["step"] == 4 and summary["resumed_from"].startswith("lifeboat")

@@ -31,8 +31,13 @@ KIND = "fam-prior-train-v1"
 SAMPLE_SEED = 20240601  # fixed latents of the progress grid
 
 
+def channel_map(cfg: PriorTrainingConfig) -> dict[int, int]:
+    """``{resolution: width}`` with int keys (params.yaml keys arrive as strings)."""
+    return {int(k): int(v) for k, v in cfg.channels.items()}
+
+
 def generator_config(cfg: PriorTrainingConfig) -> StyleGAN2Config:
-    return StyleGAN2Config.make(cfg.resolution, dict(cfg.channels), style_dim=cfg.w_dim, n_mlp=cfg.n_mlp)
+    return StyleGAN2Config.make(cfg.resolution, channel_map(cfg), style_dim=cfg.w_dim, n_mlp=cfg.n_mlp)
 
 
 def build_networks(cfg: PriorTrainingConfig) -> tuple[StyleGAN2Generator, Discriminator]:
@@ -40,7 +45,7 @@ def build_networks(cfg: PriorTrainingConfig) -> tuple[StyleGAN2Generator, Discri
     g = StyleGAN2Generator(generator_config(cfg))
     g.reset_parameters(cfg.seed)
     g.set_noise(seeded_noise(cfg.resolution, cfg.seed))
-    d = Discriminator(cfg.resolution, dict(cfg.channels))
+    d = Discriminator(cfg.resolution, channel_map(cfg))
     d.reset_parameters(cfg.seed + 1)
     return g, d
 

@@ -184,3 +184,35 @@ def train_prior_run(
         save_image(trainer.samples(64), export / "samples.png", nrow=8, normalize=True, value_range=(-1, 1))
         (export / "log.jsonl").write_bytes(log_file.read_bytes())
     return RunSummary(trainer.step, trainer.nimg / 1000, resumed_from, seconds, rate, last_fid)
+
+
+def prior_file_fid(prior_dir: Path, data: Path, samples: int, device: torch.device) -> float:
+    """FID of a returned ``prior.pt`` against the pack (for machines without the Inception file)."""
+    from fam.training.encoder import load_prior
+
+    gen, _, _ = load_prior(prior_dir, device)
+    pack = load_pack(data)
+    net = fid.load_inception(device)
+    imgs = pack.images[: min(samples, pack.images.shape[0])]
+    mu_r, sig_r = fid.feature_stats((imgs[i : i + FID_BATCH] for i in range(0, len(imgs), FID_BATCH)), net)
+    rng = torch.Generator().manual_seed(12345)
+
+    @torch.no_grad()
+    def synth(start: int, count: int) -> torch.Tensor:
+        z = torch.randn(count, gen.z_dim, generator=rng).to(device)
+        return gen.synthesis(gen.mapping(z).unsqueeze(1).expand(-1, gen.num_ws, -1)).clamp(-1, 1)
+
+    mu_g, sig_g = fid.feature_stats(fid.generated_batches(synth, samples, FID_BATCH), net)
+    return fid.frechet_distance(mu_g, sig_g, mu_r, sig_r)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="FID of a returned prior.pt against packed train faces")
+    ap.add_argument("--prior", type=Path, required=True, help="folder with prior.pt")
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--samples", type=int, default=5000)
+    a = ap.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(json.dumps({"fid": prior_file_fid(a.prior, a.data, a.samples, dev), "samples": a.samples}))
