@@ -6,8 +6,9 @@ One identity group of 6 views x 50 steps (the single-image path: 1 real + 5 augm
   in one call per step, the pairwise term as one masked distance matrix.
 * ``loop``: a faithful re-creation of the public code's loop structure on the SAME models and
   the same losses: the mixed latent assembled layer by layer (a Python loop over the W+
-  tokens), one generator call and one encoder call per image, a Python double loop over the
-  pairs of the consistency term.
+  layers), one generator call and one encoder call per image, a Python double loop over the
+  pairs of the consistency term, and the attribute L1 accumulated token by token (their
+  AttrLoss loops over the ViT tokens; our features are read as 16-wide tokens).
 
 Both run from the same initial latents for the same number of steps, so the work is equal;
 the final losses are printed to show they optimise the same objective. Prints one line per
@@ -30,13 +31,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fam.config import ModelSpec, parse_params  # noqa: E402
-from fam.keys import key_latent, research_key  # noqa: E402
-from fam.layers import resolve_groups  # noqa: E402
-from fam.losses import anonymity_loss  # noqa: E402
-from fam.models.factory import BuildContext, build  # noqa: E402
-from fam.optimise import ViewBatch, protect_views  # noqa: E402
+from fam.config import ModelSpec, parse_params
+from fam.keys import key_latent, research_key
+from fam.layers import resolve_groups
+from fam.losses import anonymity_loss
+from fam.models.factory import BuildContext, build
+from fam.optimise import ViewBatch, protect_views
 
+TOKEN_DIM = 16  # attribute features read as tokens of this width (FaRL: 197 tokens of 768)
 CHANNELS = {
     64: {4: 256, 8: 256, 16: 256, 32: 128, 64: 64},
     256: {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64},
@@ -74,12 +76,17 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
             e = ident.embed(img)
             embs.append(e)
             loss_anon = loss_anon + anonymity_loss(e, emb_r[i], cfg.margin).sum()
-            loss_attr = loss_attr + (attr.features(img) - feat_r[i]).abs().mean()
+            fa, fr = attr.features(img), feat_r[i]
+            tokens_a, tokens_r = fa.split(TOKEN_DIM, dim=1), fr.split(TOKEN_DIM, dim=1)
+            per_token = 0.0
+            for ta, tr in zip(tokens_a, tokens_r, strict=True):  # loop over tokens, as AttrLoss does
+                per_token = per_token + (ta - tr).abs().sum()
+            loss_attr = loss_attr + per_token / fa.shape[1]
         loss_idp = 0.0
         for i in range(n):  # Python loop over pairs
             for j in range(i + 1, n):
                 loss_idp = loss_idp + torch.sqrt(((embs[i] - embs[j]) ** 2).sum() + 1e-12)
-        loss_idp = loss_idp / (n * (n - 1))
+        loss_idp = loss_idp / (n * (n - 1) / 2)
         w = cfg.weights
         total = w.anonymity * loss_anon / n + w.consistency * loss_idp + w.attribute * loss_attr / n
         if step == 0:
@@ -93,7 +100,9 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
     return first, last
 
 
-def run(resolution: int, device: torch.device, identity: str, attribute: str, steps: int, views: int) -> float:
+def run(
+    resolution: int, device: torch.device, identity: str, attribute: str, steps: int, views: int
+) -> float:
     params = parse_params({"optimise": {"steps": steps}})
     gen_spec = ModelSpec(
         "stylegan2",
@@ -127,7 +136,9 @@ def run(resolution: int, device: torch.device, identity: str, attribute: str, st
     t_batched, res = timed(
         lambda: protect_views(batch, w_key, gen, ident, attr, groups, params.mixing, params.optimise)
     )
-    t_loop, (first, last) = timed(lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise))
+    t_loop, (first, last) = timed(
+        lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise)
+    )
     speedup = t_loop / t_batched
     print(
         f"res={resolution} device={device} views={views} steps={steps} "
@@ -153,7 +164,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    speedups = [run(r, device, args.identity, args.attribute, args.steps, args.views) for r in args.resolutions]
+    speedups = [
+        run(r, device, args.identity, args.attribute, args.steps, args.views) for r in args.resolutions
+    ]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"speedup={min(speedups):.2f} peak_rss_mb={peak_mb:.0f}")
 

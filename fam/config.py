@@ -8,6 +8,7 @@ path, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -128,6 +129,47 @@ class RuntimeConfig:
 # Sections owned by later stages (alignment, evaluation, orchestration, training).
 # --- section: align ---
 # --- section: evaluate ---
+
+
+@dataclass(frozen=True)
+class MapperAttackConfig:
+    """The learned image-to-image attack (paper table 4): a small U-Net trained on
+    (protected, original) pairs of training people, applied to held-out people."""
+
+    size: int = 64  # px the mapper works at (CPU-trainable)
+    channels: int = 16  # width of the first U-Net level
+    steps: int = 300
+    lr: float = 0.002
+    batch: int = 16
+    train_fraction: float = 0.5  # share of people (by a hash of the name) used for training
+    max_train_images: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    # FR evaluators (fam.recognizers names); options go beside the name, e.g. weight paths
+    recognizers: tuple[ModelSpec, ...] = (ModelSpec("dlib"),)
+    fmrs: tuple[float, ...] = (1e-3, 1e-4, 1e-5)  # FMR 0.1 %, 0.01 %, 0.001 %
+    min_impostor_pairs: int = 300_000  # NOTES.md s.6: 3e5+ for a stable FMR 1e-5 threshold
+    threshold_max_images: int = 4000  # cap on clean impostor-set images (deterministic pick)
+    literature_thresholds: bool = False  # also report PSR at the fixed published table
+    unlinkability_bins: int = 100  # Gomez-Barrero density histogram bins
+    embed_batch: int = 32
+    score_chunk: int = 2048  # rows per block of a similarity matrix
+    fid: bool = True
+    fid_batch: int = 16
+    baselines: tuple[Literal["blur", "pixelate"], ...] = ("blur", "pixelate")
+    blur_sigma: float = 0.04  # Gaussian sigma as a fraction of the image side
+    pixelate_blocks: int = 8  # the image becomes pixelate_blocks x pixelate_blocks cells
+    attacks: tuple[Literal["latent_replacement", "mapper"], ...] = ("latent_replacement", "mapper")
+    attack_max_images: int = 32  # latent replacement inverts each image: keep it small on CPU
+    mapper: MapperAttackConfig = field(default_factory=MapperAttackConfig)
+    tsne_max_people: int = 20
+    grid_rows: int = 6
+    image_size: int = 128  # px of the grid cells
+
+
 # --- section: mlops ---
 # --- section: training ---
 
@@ -202,6 +244,7 @@ class Params:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -248,7 +291,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def _apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(raw))  # deep copy of plain data
+    out: dict[str, Any] = copy.deepcopy(dict(raw))
     for dotted, value in overrides.items():
         node = out
         parts = dotted.split(".")
@@ -344,7 +387,7 @@ def _to_plain(obj: Any) -> Any:
             return {"name": obj.name, **{k: _to_plain(v) for k, v in obj.options.items()}}
         return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
-        return {str(k): _to_plain(v) for k, v in obj.items()}
+        return {k: _to_plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_to_plain(v) for v in obj]
     return obj

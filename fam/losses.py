@@ -39,14 +39,17 @@ def consistency_loss(
     anchor_group_ids: torch.Tensor | None = None,
     num_groups: int | None = None,
 ) -> torch.Tensor:
-    """Eq. 3 per group: ``1/(N(N-1)) * sum_{i<j} ||I(x_p^i) - I(x_p^j)||_2``.
+    """Eq. 3 per group: the mean L2 distance over the pairs of a group's protected views.
 
-    One pairwise distance matrix for the whole batch, masked block-diagonally by group: no
-    Python loop over pairs or groups. ``anchors [A, D]`` (detached embeddings of views of the
-    same groups optimised in an earlier chunk) extend the sum to the pairs (view, anchor), so a
-    large group processed in memory-bounded chunks still converges on ONE identity; N then
-    counts views and anchors together. A group with a single view (and no anchors) has no
-    pairs and contributes 0.
+    Eq. 3's normaliser is 1/(N(N-1)); with the sum over ordered pairs (i != j), as the authors'
+    code and docstring have it, that is the mean over the N(N-1)/2 unordered pairs (the
+    typeset ``j > i`` would halve it). One pairwise distance matrix for the whole batch,
+    masked block-diagonally by group: no Python loop over pairs or groups.
+
+    ``anchors [A, D]`` (detached identity embeddings of views of the same groups that an
+    earlier chunk already optimised) extend the mean to the pairs (view, anchor), so a large
+    group processed in memory-bounded chunks still converges on ONE identity. A group with a
+    single view and no anchors has no pairs and contributes 0.
 
     emb_protected: ``[B, D]``; group_ids: ``[B]`` ints in ``[0, num_groups)``. Returns ``[G]``.
     """
@@ -57,14 +60,14 @@ def consistency_loss(
     pair_sum = torch.zeros(num_groups, device=emb_protected.device, dtype=emb_protected.dtype)
     pair_sum = pair_sum.index_add(0, group_ids, (dist * (same & upper)).sum(dim=1))
     n = torch.bincount(group_ids, minlength=num_groups).to(emb_protected.dtype)
+    pairs = n * (n - 1) / 2
     if anchors is not None and anchors.numel():
         assert anchor_group_ids is not None
         dist_a = _pairwise_l2(emb_protected, anchors)
         same_a = group_ids[:, None] == anchor_group_ids[None, :]
         pair_sum = pair_sum.index_add(0, group_ids, (dist_a * same_a).sum(dim=1))
-        n = n + torch.bincount(anchor_group_ids, minlength=num_groups).to(n.dtype)
-    denom = n * (n - 1)
-    return torch.where(denom > 0, pair_sum / denom.clamp(min=1), torch.zeros_like(pair_sum))
+        pairs = pairs + n * torch.bincount(anchor_group_ids, minlength=num_groups).to(n.dtype)
+    return torch.where(pairs > 0, pair_sum / pairs.clamp(min=1), torch.zeros_like(pair_sum))
 
 
 def attribute_loss(feat_protected: torch.Tensor, feat_real: torch.Tensor) -> torch.Tensor:

@@ -38,14 +38,15 @@ def test_anonymity_loss_hand_values():
 
 
 def test_consistency_loss_hand_values_block_diagonal():
-    # group 0: points (0,0), (3,4), (0,4): distances 5, 4, 3 -> sum 12, N=3 -> 12 / 6 = 2
-    # group 1: points (1,1), (1,2): distance 1 -> 1 / 2 = 0.5; group 2: a single view -> 0
+    # group 0: points (0,0), (3,4), (0,4): distances 5, 4, 3 -> mean over 3 pairs = 4
+    # group 1: points (1,1), (1,2): distance 1 -> 1; group 2: a single view -> 0
     emb = torch.tensor([[0.0, 0.0], [1.0, 1.0], [3.0, 4.0], [1.0, 2.0], [0.0, 4.0], [9.0, 9.0]])
     ids = torch.tensor([0, 1, 0, 1, 0, 2])
-    assert torch.allclose(consistency_loss(emb, ids), torch.tensor([2.0, 0.5, 0.0]), atol=1e-5)
-    # anchors from an earlier chunk extend the pairs: group 1 + anchor (1,4): dists 1, 3, 2 -> 6 / 6 = 1
+    assert torch.allclose(consistency_loss(emb, ids), torch.tensor([4.0, 1.0, 0.0]), atol=1e-5)
+    # an anchor from an earlier chunk adds the pairs (view, anchor), not (anchor, anchor):
+    # group 1 + anchor (1,4): distances 1 (views), 3 and 2 (view-anchor) -> 6 / 3 = 2
     out = consistency_loss(emb, ids, anchors=torch.tensor([[1.0, 4.0]]), anchor_group_ids=torch.tensor([1]))
-    assert torch.allclose(out[1], torch.tensor(1.0), atol=1e-5)
+    assert torch.allclose(out[1], torch.tensor(2.0), atol=1e-5)
 
 
 def test_attribute_loss_is_mean_l1():
@@ -60,8 +61,8 @@ def test_total_loss_weights_and_group_means():
     emb_r = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     feat = torch.zeros(2, 3)
     t = total_loss(emb_p, emb_r, feat, feat + 1, torch.tensor([0, 0]), 1, cfg)
-    # anon mean (1 + 0)/2 = 0.5; consistency sqrt(2)/2; attribute 1
-    expect = 10 * 0.5 + 10 * math.sqrt(2) / 2 + 0.15 * 1.0
+    # anon mean (1 + 0)/2 = 0.5; consistency: one pair at distance sqrt(2); attribute 1
+    expect = 10 * 0.5 + 10 * math.sqrt(2) + 0.15 * 1.0
     assert torch.allclose(t.total, torch.tensor(expect), atol=1e-5)
 
 

@@ -13,6 +13,7 @@ from fam.errors import UserError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "evaluate": "fam.cli.evaluate:evaluate",
     "key": "fam.cli.key:key",
     "protect": "fam.cli.protect:protect",
     "invert": "fam.cli.protect:invert",

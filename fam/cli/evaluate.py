@@ -1,0 +1,104 @@
+"""``fam evaluate``: score a protected release (paper section 4) into a Markdown report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fam.config import load_params, parse_override
+
+
+@click.command()
+@click.option(
+    "--aligned",
+    "aligned",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="`fam align` output holding the originals",
+)
+@click.option(
+    "--release",
+    "release",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="`fam protect --out` folder to evaluate",
+)
+@click.option(
+    "--release2",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="the same inputs protected under a second key (unlinkability, D_sys)",
+)
+@click.option(
+    "--key-release",
+    "key_releases",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="more releases of the same inputs under other keys (PSR mean/std, table 6); repeatable",
+)
+@click.option(
+    "--naive-release",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="the same inputs protected with optimise.steps=0 (the paper's naive mixing baseline)",
+)
+@click.option(
+    "--thresholds-from",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="aligned folder of people NOT in the release, or a thresholds.json (default: the "
+    "--aligned people that the release does not contain)",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="key of --release (latent-replacement attack; research keys are read from the manifest)",
+)
+@click.option("--key-env", default=None, help="environment variable holding that key as hex")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--params", "params_path", default="params.yaml", type=click.Path(path_type=Path), show_default=True
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a setting, e.g. --set evaluate.attacks=[mapper]; repeatable",
+)
+def evaluate(
+    aligned: Path,
+    release: Path,
+    release2: Path | None,
+    key_releases: tuple[Path, ...],
+    naive_release: Path | None,
+    thresholds_from: Path | None,
+    key_file: Path | None,
+    key_env: str | None,
+    out: Path,
+    params_path: Path,
+    overrides: tuple[str, ...],
+) -> None:
+    """Thresholds, PSR, EER/AUC, D_sys, attacks, FID, baselines -> OUT/report.md + metrics.json."""
+    from fam.evaluate.runner import evaluate_release
+    from fam.keys import load_key
+
+    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    key = load_key(key_file, key_env) if (key_file or key_env) else None
+    result = evaluate_release(
+        aligned,
+        release,
+        out,
+        params,
+        release2_dir=release2,
+        key_release_dirs=key_releases,
+        naive_release_dir=naive_release,
+        thresholds_from=thresholds_from,
+        key=key,
+    )
+    click.echo(f"report: {result.report_path}")
+    for name in sorted(result.metrics):
+        if name.startswith(("psr_anonymity_", "eer_protected", "dsys_", "fid")) and "_lit" not in name:
+            click.echo(f"  {name} = {result.metrics[name]:.4f}")

