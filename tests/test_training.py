@@ -13,7 +13,6 @@ from PIL import Image
 from fam.config import EncoderTrainingConfig, ModelSpec, PriorTrainingConfig
 from fam.errors import InputError
 from fam.models import factory
-from fam.training import fid
 from fam.training.encoder import EncoderTrainer, load_prior
 from fam.training.encoder_net import encoder_checkpoint
 from fam.training.pack import load_pack, pack_faces
@@ -144,13 +143,6 @@ def test_prior_lifeboat_restores_weights_and_exports_a_loadable_generator(tmp_pa
     assert gen.num_ws == a.G.num_ws and disc is not None and sha in gen.generator_id
     ws = a.G_ema.w_avg.expand(1, a.G.num_ws, -1)
     assert torch.allclose(gen.synthesis(ws), a.G_ema.synthesis(ws), atol=0.05)
-
-
-def test_frechet_distance_of_known_gaussians() -> None:
-    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 2.0])
-    s1, s2 = np.eye(3), 4 * np.eye(3)
-    # |mu|^2 = 9; trace term 3 + 12 - 2 * 6 = 3
-    assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(12.0, abs=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- encoder

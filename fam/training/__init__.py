@@ -2,5 +2,5 @@
 
 Modules: ``splits`` (who may be trained on), ``pack`` (the compact data file the device machine
 receives), ``data`` (batches from it), ``discriminator``, ``augment`` (DiffAugment), ``losses``,
-``checkpoint`` (atomic, resumable state), ``fid``, ``prior`` and ``encoder`` (the two loops).
+``checkpoint`` (atomic, resumable state), ``prior`` and ``encoder`` (the two loops).
 """

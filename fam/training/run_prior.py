@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision.utils import save_image
 from tqdm import tqdm
 
 from fam.config import PriorTrainingConfig, _to_plain
 from fam.errors import InputError, OutputExistsError
-from fam.training import fid
+from fam.evaluate.fid import InceptionFeatures, fid_from_features
+from fam.models.stylegan2 import StyleGAN2Generator
 from fam.training.pack import load_pack
 from fam.training.prior import PriorTrainer
 
@@ -42,29 +45,30 @@ def _log(path: Path, record: dict[str, object]) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-def _fid(trainer: PriorTrainer, out: Path, n: int) -> float:
-    """FID of ``n`` EMA samples (psi 1, fixed seeds) against ``n`` training images (cached stats)."""
-    net = fid.load_inception(trainer.device)
-    ref_file = out / "fid_ref.pt"
-    if ref_file.is_file():
-        ref = torch.load(ref_file, weights_only=True)
-        mu_r, sig_r = ref["mu"].numpy(), ref["sigma"].numpy()
-    else:
-        imgs = trainer.images[: min(n, trainer.images.shape[0])]
-        mu_r, sig_r = fid.feature_stats(
-            (imgs[i : i + FID_BATCH] for i in range(0, len(imgs), FID_BATCH)), net
-        )
-        torch.save({"mu": torch.from_numpy(mu_r), "sigma": torch.from_numpy(sig_r)}, ref_file)
-    g = trainer.G_ema
+def _real_batches(images: torch.Tensor, n: int) -> Iterator[torch.Tensor]:
+    for i in range(0, min(n, images.shape[0]), FID_BATCH):
+        yield images[i : min(i + FID_BATCH, n)].float() / 127.5 - 1.0
+
+
+def _sample_batches(gen: StyleGAN2Generator, n: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """``n`` images for fixed seeds (psi 1, no mixing), in batches."""
     rng = torch.Generator().manual_seed(12345)
+    for start in range(0, n, FID_BATCH):
+        z = torch.randn(min(FID_BATCH, n - start), gen.z_dim, generator=rng).to(device)
+        with torch.no_grad():
+            yield gen.synthesis(gen.mapping(z).unsqueeze(1).expand(-1, gen.num_ws, -1)).clamp(-1, 1)
 
-    @torch.no_grad()
-    def synth(start: int, count: int) -> torch.Tensor:
-        z = torch.randn(count, g.z_dim, generator=rng).to(trainer.device)
-        return g.synthesis(g.mapping(z).unsqueeze(1).expand(-1, g.num_ws, -1)).clamp(-1, 1)
 
-    mu_g, sig_g = fid.feature_stats(fid.generated_batches(synth, n, FID_BATCH), net)
-    return fid.frechet_distance(mu_g, sig_g, mu_r, sig_r)
+def _fid(trainer: PriorTrainer, out: Path, n: int) -> float:
+    """FID of ``n`` EMA samples against ``n`` training images (their features cached in ``out``)."""
+    inception = InceptionFeatures(trainer.device)
+    ref_file = out / "fid_ref_features.npy"
+    if ref_file.is_file():
+        ref = np.load(ref_file)
+    else:
+        ref = inception.features(_real_batches(trainer.images, n))
+        np.save(ref_file, ref)
+    return fid_from_features(inception.features(_sample_batches(trainer.G_ema, n, trainer.device)), ref)
 
 
 def train_prior_run(
@@ -191,19 +195,10 @@ def prior_file_fid(prior_dir: Path, data: Path, samples: int, device: torch.devi
     from fam.training.encoder import load_prior
 
     gen, _, _ = load_prior(prior_dir, device)
-    pack = load_pack(data)
-    net = fid.load_inception(device)
-    imgs = pack.images[: min(samples, pack.images.shape[0])]
-    mu_r, sig_r = fid.feature_stats((imgs[i : i + FID_BATCH] for i in range(0, len(imgs), FID_BATCH)), net)
-    rng = torch.Generator().manual_seed(12345)
-
-    @torch.no_grad()
-    def synth(start: int, count: int) -> torch.Tensor:
-        z = torch.randn(count, gen.z_dim, generator=rng).to(device)
-        return gen.synthesis(gen.mapping(z).unsqueeze(1).expand(-1, gen.num_ws, -1)).clamp(-1, 1)
-
-    mu_g, sig_g = fid.feature_stats(fid.generated_batches(synth, samples, FID_BATCH), net)
-    return fid.frechet_distance(mu_g, sig_g, mu_r, sig_r)
+    images = load_pack(data).images
+    inception = InceptionFeatures(device)
+    real = inception.features(_real_batches(images, samples))
+    return fid_from_features(inception.features(_sample_batches(gen, samples, device)), real)
 
 
 if __name__ == "__main__":
