@@ -175,6 +175,65 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class PriorTrainingConfig:
+    """StyleGAN2 prior training for small data (docs/training.md)."""
+
+    resolution: int = 64
+    # Widths per resolution; the planned ~4.5M-parameter generator. The discriminator mirrors them.
+    channels: Mapping[int, int] = field(
+        default_factory=lambda: types.MappingProxyType({4: 256, 8: 256, 16: 256, 32: 128, 64: 64})
+    )
+    w_dim: int = 256
+    n_mlp: int = 8
+    batch: int = 64
+    g_lr: float = 0.0025
+    d_lr: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)  # beta1 = 0 as in StyleGAN2
+    r1_gamma: float = 0.05  # lazy R1 weight; ~0.0002 * R^2 / batch by the ADA heuristic is 0.013 at 64 px
+    r1_interval: int = 16
+    pl_weight: float = 0.0  # path-length regularisation (off: costs ~25% speed, matters little at 64 px)
+    pl_interval: int = 4
+    style_mixing: float = 0.9  # probability of a two-latent crossover per sample
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    ema_rampup: float = 0.05  # half-life <= rampup * images seen (0 disables)
+    w_avg_beta: float = 0.995
+    augment: tuple[Literal["color", "translation", "cutout"], ...] = ("color", "translation", "cutout")
+    mirror: bool = True  # random horizontal flips of real faces
+    amp: bool = True  # bf16 autocast on CUDA only
+    seed: int = 0
+    kimg: float = 3000.0  # total length of training
+    fid_every_kimg: float = 250.0  # 0 disables periodic FID
+    fid_samples: int = 5000
+    checkpoint_every_minutes: float = 4.0
+
+
+@dataclass(frozen=True)
+class EncoderTrainingConfig:
+    """W+ encoder for the trained prior: generated pairs plus real train faces."""
+
+    channels: tuple[int, ...] = (64, 128, 256, 256, 256)  # at R, R/2, R/4, R/8, R/16
+    batch: int = 32
+    lr: float = 0.0001
+    synthetic_fraction: float = 0.5  # share of each batch that is generated (w known)
+    truncation_psi: float = 0.9  # for the generated pairs
+    latent_weight: float = 1.0  # L2 on w+ (generated pairs only)
+    pixel_weight: float = 1.0  # L2 on images
+    perceptual_weight: float = 0.5  # L2 between discriminator features (LPIPS-free proxy)
+    identity_weight: float = 0.1  # 1 - cos between identity embeddings (real faces)
+    identity: ModelSpec = field(default_factory=lambda: ModelSpec("dlib"))
+    delta_weight: float = 0.0002  # e4e's delta regulariser: keeps w+ near one w
+    seed: int = 0
+    kimg: float = 1000.0
+    checkpoint_every_minutes: float = 4.0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    prior: PriorTrainingConfig = field(default_factory=PriorTrainingConfig)
+    encoder: EncoderTrainingConfig = field(default_factory=EncoderTrainingConfig)
+
+
+@dataclass(frozen=True)
 class Params:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     layers: LayerGroupsConfig = field(default_factory=LayerGroupsConfig)
@@ -184,6 +243,7 @@ class Params:
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "models": "fam.cli.models:models",
     "protect": "fam.cli.protect:protect",
     "invert": "fam.cli.protect:invert",
+    "train-prior": "fam.cli.train:train_prior",
+    "train-encoder": "fam.cli.train:train_encoder",
 }
 
 

@@ -25,6 +25,7 @@ ROLES: dict[str, dict[str, str]] = {
     "inverter": {
         "projection": "fam.inversion:build_projection_inverter",
         "e4e": "fam.models.e4e:build_inverter",
+        "fam-encoder": "fam.training.encoder_net:build_inverter",
     },
     "identity": {
         "dlib": "fam.faces.dlib_resnet:build_identity_encoder",
