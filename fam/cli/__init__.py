@@ -13,6 +13,7 @@ from fam.errors import UserError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "align": "fam.cli.align:align",
     "key": "fam.cli.key:key",
     "protect": "fam.cli.protect:protect",
 }
