@@ -27,7 +27,10 @@ ROLES: dict[str, dict[str, str]] = {
         "e4e": "fam.models.e4e:build_inverter",
     },
     "identity": {},
-    "attribute": {},
+    "attribute": {
+        "fam-attr": "fam.faces.attributes:build_attribute_encoder",
+        "farl": "fam.faces.farl:build_farl_encoder",
+    },
 }
 
 
