@@ -172,8 +172,11 @@ class Mtcnn(nn.Module):
             where = mask.nonzero()  # [n, 3] image, row, col
             if len(where):
                 cells = where[:, 1:].flip(1).to(images.dtype)  # (col, row) = (x, y)
-                top_left = ((2 * cells + 1) / scale).floor()
-                bottom_right = ((2 * cells + 12) / scale).floor()
+                # The exact per-axis factor of the resize (the reference divides by ``scale``,
+                # which is off by the rounding of the size and so depends on the canvas).
+                exact = images.new_tensor([size[1] / w, size[0] / h])
+                top_left = ((2 * cells + 1) / exact).floor()
+                bottom_right = ((2 * cells + 12) / exact).floor()
                 score = prob[mask]
                 offsets = reg.permute(0, 2, 3, 1)[mask]
                 cand = torch.cat([top_left, bottom_right], dim=1)
