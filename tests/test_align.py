@@ -244,3 +244,22 @@ def test_webp_named_jpg_in_wild_is_aligned(tmp_path: Path) -> None:
     assert (row["input_format"], row["extension_format"], row["status"]) == ("WEBP", "JPEG", "aligned")
     assert (tmp_path / "out" / row["output_path"]).is_file()
     assert int(row["input_width"]) == 1350 and float(row["face_px"]) > 300
+
+
+@pytest.mark.model
+def test_cli_prints_the_summary_table(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fam.cli import cli
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    _make_inputs(inp)
+    params = tmp_path / "params.yaml"
+    params.write_text("align:\n  size: 32\n")
+    args = ["align", "--input", str(inp), "--out", str(out), "--params", str(params), "--no-progress"]
+    res = CliRunner().invoke(cli, [*args, "--set", "align.min_face_px=30"])
+    assert res.exit_code == 0, res.output
+    assert "rejected: no_face" in res.output and "total" in res.output
+    assert len(_manifest(out)) == 4
+    again = CliRunner().invoke(cli, args)
+    assert isinstance(again.exception, OutputExistsError)
