@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from fam.faces.imageio import (
     GRAYSCALE_REJECTED,
@@ -64,13 +64,19 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert out.pixels[1, -2, 0] > 200 and out.pixels[1, 1, 0] < 60
 
 
-def test_truncated_file_is_unreadable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lenient_pillow", [False, True])
+def test_truncated_file_is_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lenient_pillow: bool
+) -> None:
+    # Even when some other library told Pillow to accept truncated files.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", lenient_pillow)
     data = _bytes(_colour_image(256, 256), "JPEG", quality=90)
     path = tmp_path / "cut.jpg"
     path.write_bytes(data[: len(data) // 2])
     out = decode_image(path, max_pixels=BIG)
     assert isinstance(out, Reject) and out.reason == UNREADABLE
     assert out.format == "JPEG"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is lenient_pillow  # the caller's setting is restored
 
 
 @pytest.mark.parametrize("content", [b"hello, this is a text file\n", b""])

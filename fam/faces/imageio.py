@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # Reason codes written in manifests; the alignment adds the face-related ones.
 UNREADABLE = "unreadable"  # an image format was recognised but the data is corrupt or truncated
@@ -107,12 +107,18 @@ def decode_image(
             return Reject(
                 TOO_LARGE, f"{width}x{height} exceeds align.max_pixels={max_pixels}", fmt, width, height
             )
+        # Another library may have switched Pillow to fill truncated files with grey; a cut-off
+        # photo must be reported, not half-aligned, so decode with the strict setting.
+        lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
             img.load()
             img = ImageOps.exif_transpose(img)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             # Pillow raises OSError("image file is truncated") for cut-off files.
             return Reject(UNREADABLE, f"pixel data cannot be decoded: {exc}", fmt, width, height)
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     pixels, gray = to_rgb(img)
     if gray and grayscale == "reject":
         return Reject(GRAYSCALE_REJECTED, "photo has no colour", fmt, pixels.shape[1], pixels.shape[0])
