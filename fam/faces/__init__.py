@@ -1,1 +1,0 @@
-"""Face detection, alignment and face models that run here."""
