@@ -169,6 +169,7 @@ class AlignConfig:
 @dataclass(frozen=True)
 class Params:
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     layers: LayerGroupsConfig = field(default_factory=LayerGroupsConfig)
     key: KeyConfig = field(default_factory=KeyConfig)
     mixing: MixingConfig = field(default_factory=MixingConfig)
@@ -176,7 +177,6 @@ class Params:
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    align: AlignConfig = field(default_factory=AlignConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
