@@ -8,7 +8,7 @@ whole vector and for each block alone. 50% = no identity information. The dlib i
 is run on the same aligned faces for comparison when ``fam.faces.dlib_resnet`` is importable.
 (ii) Feature distance between an aligned face and a rotated / flipped / relit copy, averaged over
 ``--n-robust`` faces and divided by the mean distance between two different people's faces.
-(iii) ``--stats`` prints each block's centre and scale over the aligned faces (BLOCK_STATS).
+(iii) ``--write-stats PATH`` writes the encoder's statistics (per-feature means, per-block scales).
 The last line is ``attr_lfw_acc=<x> ...``.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -25,8 +26,10 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from fam.config import ModelSpec
-from fam.faces.attributes import BLOCK_DIMS, build_attribute_encoder
+from fam.faces.attributes import BLOCK_DIMS, AttributeBlocks, build_attribute_encoder
+from fam.faces.mtcnn import load_net
 from fam.models.factory import BuildContext
+from fam.weights import sha256_file
 
 
 def read_pairs(path: Path) -> list[tuple[str, str, bool, int]]:
@@ -88,6 +91,31 @@ def verification(feats: dict[str, np.ndarray], pairs, label: str) -> dict[str, f
     return {"cos": cos, "l2": l2, "pairs": len(keep)}
 
 
+def write_stats(path: Path, images: list[Path], batch: int) -> None:
+    """Per-feature means and per-block total standard deviations over ``images`` -> JSON."""
+    raw = AttributeBlocks(load_net("onet"))
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            blocks = raw(load_batch(images[i : i + batch]))
+            rows.append(torch.cat([blocks[k] for k in BLOCK_DIMS], dim=1).double().numpy())
+    x = np.concatenate(rows)
+    var = x.var(axis=0)
+    scale, start = {}, 0
+    for k, d in BLOCK_DIMS.items():
+        scale[k] = round(float(np.sqrt(var[start : start + d].sum())), 6)
+        start += d
+    stats = {
+        "about": f"fam-attr statistics over {len(x)} FFHQ-aligned LFW faces (pair images), "
+        "written by benchmarks/bench_attributes.py --write-stats",
+        "n_images": len(x),
+        "block_scale": scale,
+        "mean": [round(float(v), 6) for v in x.mean(axis=0)],
+    }
+    path.write_text(json.dumps(stats, indent=1) + "\n")
+    print(f"wrote {path}: block scales {scale}; sha256 {sha256_file(path)}")
+
+
 def perturbations() -> dict[str, object]:
     def gradient(x: torch.Tensor) -> torch.Tensor:
         ramp = torch.linspace(0.6, 1.4, x.shape[-1])  # light from the right
@@ -112,15 +140,18 @@ def main() -> None:
     ap.add_argument("--n-robust", type=int, default=100)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--stats", action="store_true", help="print BLOCK_STATS measured on these faces")
+    ap.add_argument("--write-stats", type=Path, help="write the encoder's statistics (JSON) measured here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    enc = build_attribute_encoder(ModelSpec("fam-attr"), BuildContext(torch.device("cpu")))
     pairs = read_pairs(args.pairs)
     files = aligned_paths(args.aligned)
     needed = sorted({p for pair in pairs for p in pair[:2]} & set(files))
-    print(f"aligned faces available for {len(needed)} of the pair images; encoder dim {enc.feature_dim}")
+    print(f"aligned faces available for {len(needed)} of the pair images")
+    if args.write_stats:
+        write_stats(args.write_stats, [files[n] for n in needed], args.batch)
+    enc = build_attribute_encoder(ModelSpec("fam-attr"), BuildContext(torch.device("cpu")))
+    print(f"encoder dim {enc.feature_dim}")
 
     feats: dict[str, np.ndarray] = {}
     blocks: dict[str, dict[str, np.ndarray]] = {k: {} for k in BLOCK_DIMS}
@@ -139,11 +170,6 @@ def main() -> None:
         f"features: {(time.perf_counter() - t0) / max(len(needed), 1) * 1000:.2f} ms per image "
         f"(batch {args.batch})"
     )
-
-    if args.stats:
-        for k in BLOCK_DIMS:
-            v = np.stack(list(blocks[k].values()))
-            print(f"block_stats {k}: centre={v.mean():.4f} scale={v.std():.4f} dim={v.shape[1]}")
 
     print("(i) LFW verification with attribute features as an identity embedding")
     res = verification(feats, pairs, "fam-attr")

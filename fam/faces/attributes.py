@@ -19,23 +19,40 @@ to the image, and has no identity training behind it:
 ``background`` (144)
     An 8x8 average of the image with the central face cells left out: background and hair.
 
-Each block is centred and scaled by constants measured on FFHQ-aligned LFW (benchmarks/
-bench_attributes.py prints them as ``block_stats``) and divided by the square root of its size,
-so every block contributes about equally to a squared distance. The LFW verification accuracy
-of these features used as an identity embedding, and their response to rotation, flips and
-lighting, are measured by benchmarks/bench_attributes.py (see docs/alignment.md).
+Each feature is centred by its mean over FFHQ-aligned LFW faces, and each block is divided by its
+total standard deviation there (the square root of the summed per-feature variances), so every
+block contributes about equally to a squared distance whatever its size. These statistics are the
+encoder's only "weights": a small JSON file shipped with the project (``fam/assets/
+fam_attr_stats.json``, entry ``fam-attr-stats`` in the weight registry, hash-checked), written by
+``benchmarks/bench_attributes.py --write-stats``. The LFW verification accuracy of the features
+used as an identity embedding, and their response to rotation, flips and lighting, are measured
+by the same benchmark (see docs/alignment.md).
 """
 
 from __future__ import annotations
 
-import math
+import json
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fam import weights
 from fam.config import ModelSpec
+from fam.errors import MissingWeightsError
 from fam.faces.mtcnn import ONet, load_net
+
+STATS_ENTRY = weights.register(
+    weights.WeightEntry(
+        name="fam-attr-stats",
+        role="fam-attr feature centres and block scales (measured on FFHQ-aligned LFW)",
+        source="project",
+        location="assets/fam_attr_stats.json",
+        license="MIT (project); aggregate statistics of LFW, no images",
+        sha256="912fcdcd347481ab7c722a4429b07f4a87201eb0bddb2f88a9da2ccc4fe7b9a0",
+        how_to_get="it ships with the project; regenerate with benchmarks/bench_attributes.py --write-stats",
+    )
+)
 
 # O-Net's input crop inside an FFHQ-aligned image, as fractions of the side: the mean squared
 # MTCNN box found by running the detector on 120 aligned LFW faces (centre 0.5, 0.555; side 0.71).
@@ -43,15 +60,6 @@ _ONET_CROP = (0.145, 0.2, 0.855, 0.91)  # x1, y1, x2, y2
 # Face region for the lighting block: the O-Net crop without its forehead/chin margins.
 _FACE_CROP = (0.25, 0.3, 0.75, 0.85)
 
-# (centre, scale) per block: mean and standard deviation of the raw block values over aligned
-# LFW faces at 128 px (bench_attributes.py --stats). Scalars, so the blocks stay comparable.
-BLOCK_STATS: dict[str, tuple[float, float]] = {
-    "geometry": (0.4806, 0.2291),
-    "light": (0.0103, 0.1776),
-    "colour": (0.1041, 0.4117),
-    "layout": (-0.1689, 0.4587),
-    "background": (-0.1759, 0.5044),
-}
 BLOCK_DIMS = {"geometry": 10, "light": 3, "colour": 6, "layout": 48, "background": 144}
 
 
@@ -61,24 +69,17 @@ def _crop(images: torch.Tensor, box: tuple[float, float, float, float]) -> torch
     return images[..., y1:y2, x1:x2]
 
 
-class FamAttributeEncoder(nn.Module):
-    """Implements :class:`fam.interfaces.AttributeEncoder` on aligned ``[B, 3, R, R]`` in ``[-1, 1]``."""
+class AttributeBlocks(nn.Module):
+    """The raw, unnormalised blocks: aligned ``[B, 3, R, R]`` in ``[-1, 1]`` -> ``name -> [B, dim]``."""
 
     def __init__(self, onet: ONet) -> None:
         super().__init__()
         self.onet = onet
-        self.feature_dim = sum(BLOCK_DIMS.values())
-        centre = torch.tensor([BLOCK_STATS[k][0] for k in BLOCK_DIMS])
-        scale = torch.tensor([BLOCK_STATS[k][1] * math.sqrt(d) for k, d in BLOCK_DIMS.items()])
-        sizes = list(BLOCK_DIMS.values())
-        self.register_buffer("centre", centre.repeat_interleave(torch.tensor(sizes)), persistent=False)
-        self.register_buffer("scale", scale.repeat_interleave(torch.tensor(sizes)), persistent=False)
         ring = torch.ones(8, 8, dtype=torch.bool)
         ring[2:6, 2:6] = False  # the central 4x4 cells hold the face
         self.register_buffer("ring", ring, persistent=False)
 
-    def raw_blocks(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The unnormalised blocks, ``name -> [B, dim]`` (for calibration and diagnostics)."""
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
             raise ValueError(f"expected aligned images [B, 3, R, R], got {tuple(images.shape)}")
         b = images.shape[0]
@@ -108,14 +109,41 @@ class FamAttributeEncoder(nn.Module):
             "background": background,
         }
 
+
+class FamAttributeEncoder(nn.Module):
+    """Implements :class:`fam.interfaces.AttributeEncoder` on aligned ``[B, 3, R, R]`` in ``[-1, 1]``."""
+
+    def __init__(self, onet: ONet, stats: dict) -> None:
+        super().__init__()
+        self.blocks = AttributeBlocks(onet)
+        self.feature_dim = sum(BLOCK_DIMS.values())
+        mean = torch.tensor(stats["mean"], dtype=torch.float32)
+        if mean.shape != (self.feature_dim,) or set(stats["block_scale"]) != set(BLOCK_DIMS):
+            raise MissingWeightsError(
+                f"{STATS_ENTRY.location}: expected {self.feature_dim} means and scales for blocks "
+                f"{', '.join(BLOCK_DIMS)}; {STATS_ENTRY.how_to_get}"
+            )
+        scale = torch.cat([torch.full((d,), float(stats["block_scale"][k])) for k, d in BLOCK_DIMS.items()])
+        self.register_buffer("centre", mean, persistent=False)
+        self.register_buffer("scale", scale, persistent=False)
+
+    def raw_blocks(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The unnormalised blocks, ``name -> [B, dim]`` (for calibration and diagnostics)."""
+        return self.blocks(images)
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``images [B, 3, R, R]`` aligned in ``[-1, 1]`` -> ``[B, feature_dim]``; differentiable."""
-        blocks = self.raw_blocks(images)
+        blocks = self.blocks(images)
         raw = torch.cat([blocks[k] for k in BLOCK_DIMS], dim=1)
         return (raw - self.centre) / self.scale
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)
+
+
+def load_stats() -> dict:
+    """The shipped, hash-checked feature statistics."""
+    return json.loads(weights.resolve(STATS_ENTRY.name).read_text())
 
 
 def build_attribute_encoder(spec: ModelSpec, ctx: object) -> FamAttributeEncoder:
@@ -124,4 +152,5 @@ def build_attribute_encoder(spec: ModelSpec, ctx: object) -> FamAttributeEncoder
 
     check_options(spec, "attribute", {})
     device = getattr(ctx, "device", torch.device("cpu"))
-    return FamAttributeEncoder(load_net("onet", device)).to(device).eval().requires_grad_(False)
+    encoder = FamAttributeEncoder(load_net("onet", device), load_stats())
+    return encoder.to(device).eval().requires_grad_(False)
