@@ -128,6 +128,40 @@ class RuntimeConfig:
 # --------------------------------------------------------------------------------------------
 # Sections owned by later stages (alignment, evaluation, orchestration, training).
 # --- section: align ---
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Face detection + FFHQ-style alignment of raw photos (fam.faces.align, ``fam align``)."""
+
+    # Side of the square aligned output. The generator's resolution is models.generator.resolution;
+    # the protect step resizes aligned faces to it, so one alignment serves several generators.
+    size: int = 256
+    min_face_px: int = 40  # detection box side (input pixels) below which a face is "face_too_small"
+    min_det_score: float = 0.9  # MTCNN ONet face probability below which a detection is ignored
+    # Which face when several are found: the largest, the one nearest the image centre, or
+    # reject every photo with more than one face. With largest/centre a photo is still rejected
+    # as "several_faces" when another face is nearly as large (area > ambiguity_ratio * chosen).
+    main_face: Literal["largest", "centre", "reject"] = "largest"
+    ambiguity_ratio: float = 0.8
+    grayscale: Literal["convert", "reject"] = "convert"  # convert = replicate to 3 channels
+    max_pixels: int = 64_000_000  # decompression-bomb guard: larger images are "too_large", never decoded
+    detect_max_side: int = 1024  # photos are downscaled to this for detection; landmarks map back
+    batch_size: int = 32  # images per detector batch
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise ValueError(f"align.size = {self.size}; use at least 16 pixels")
+        if not 0.0 < self.ambiguity_ratio <= 1.0:
+            raise ValueError(f"align.ambiguity_ratio = {self.ambiguity_ratio}; must be in (0, 1]")
+        if not 0.0 <= self.min_det_score < 1.0:
+            raise ValueError(f"align.min_det_score = {self.min_det_score}; must be in [0, 1)")
+        if self.min_face_px < 1 or self.max_pixels < 1 or self.detect_max_side < 48 or self.batch_size < 1:
+            raise ValueError(
+                "align.min_face_px, max_pixels and batch_size must be positive and detect_max_side >= 48"
+            )
+
+
 # --- section: evaluate ---
 
 
@@ -236,6 +270,7 @@ class TrainingConfig:
 @dataclass(frozen=True)
 class Params:
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     layers: LayerGroupsConfig = field(default_factory=LayerGroupsConfig)
     key: KeyConfig = field(default_factory=KeyConfig)
     mixing: MixingConfig = field(default_factory=MixingConfig)

@@ -13,6 +13,7 @@ from fam.errors import UserError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "align": "fam.cli.align:align",
     "evaluate": "fam.cli.evaluate:evaluate",
     "key": "fam.cli.key:key",
     "models": "fam.cli.models:models",

@@ -30,7 +30,10 @@ ROLES: dict[str, dict[str, str]] = {
     "identity": {
         "dlib": "fam.faces.dlib_resnet:build_identity_encoder",
     },
-    "attribute": {},
+    "attribute": {
+        "fam-attr": "fam.faces.attributes:build_attribute_encoder",
+        "farl": "fam.faces.farl:build_farl_encoder",
+    },
 }
 
 
