@@ -4,11 +4,13 @@ One identity group of 6 views x 50 steps (the single-image path: 1 real + 5 augm
 
 * ``batched``: fam.optimise.protect_views: all views through the generator and both encoders
   in one call per step, the pairwise term as one masked distance matrix.
-* ``loop``: a faithful re-creation of the public code's loop structure on the SAME models and
-  the same losses: the mixed latent assembled layer by layer (a Python loop over the W+
-  layers), one generator call and one encoder call per image, a Python double loop over the
-  pairs of the consistency term, and the attribute L1 accumulated token by token (their
-  AttrLoss loops over the ViT tokens; our features are read as 16-wide tokens).
+* ``loop``: a faithful re-creation of the public code's loop structure (anonymize.py with its
+  IDLoss, AttrLoss and ConsistencyLoss) on the SAME models and the same objective: latents
+  assembled layer by layer, one optimiser per latent, one generator call per image, the
+  original re-embedded by every loss call (3 identity and 2 attribute passes per image and
+  step, against fam's 1 and 1), the attribute L1 accumulated token by token (their AttrLoss
+  loops over the ViT tokens; our features are read as 16-wide tokens) and a Python double
+  loop over the pairs of the consistency term.
 
 Both run from the same initial latents for the same number of steps, so the work is equal;
 the final losses are printed to show they optimise the same objective. Prints one line per
@@ -41,62 +43,72 @@ from fam.optimise import ViewBatch, protect_views
 TOKEN_DIM = 16  # attribute features read as tokens of this width (FaRL: 197 tokens of 768)
 CHANNELS = {
     64: {4: 256, 8: 256, 16: 256, 32: 128, 64: 64},
-    256: {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64},
+    256: {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 32, 256: 16},
 }
 
 
 def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, float]:
-    """The authors' structure: per-token latent assembly, per-image calls, per-pair loop."""
+    """The public code's per-step structure (anonymize.py with IDLoss, AttrLoss, ConsistencyLoss).
+
+    Per step and image: one generator call on a latent assembled layer by layer; the anonymity
+    loss embeds the original and the protected image (2 identity passes); the attribute loss
+    encodes both and accumulates L1 token by token (2 attribute passes); the consistency loss
+    embeds every protected image once more and loops over the pairs. One Adam optimiser per
+    latent code, as there. Loss normalisation follows fam (means), so both runs minimise the
+    same objective and their losses can be compared.
+    """
     n = batch.images.shape[0]
-    opt_layers = set(groups.identity)
-    latents = []
+    opt_layers = sorted(groups.identity)
+    fixed, params = [], []
     for i in range(n):  # mixed latent built token by token
-        tokens = []
-        for layer in range(gen.num_ws):
-            src = w_key[0] if layer in opt_layers else batch.w_real[i]
-            tokens.append(src[layer : layer + 1].clone())
-        latents.append(torch.cat(tokens).unsqueeze(0))
-    fixed = [lat.clone() for lat in latents]
-    params = [lat[:, sorted(opt_layers)].clone().requires_grad_(True) for lat in latents]
-    with torch.no_grad():
-        emb_r = [ident.embed(batch.images[i : i + 1]) for i in range(n)]
-        feat_r = [attr.features(batch.images[i : i + 1]) for i in range(n)]
-    opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas)
+        tokens = [
+            (w_key[0] if layer in opt_layers else batch.w_real[i])[layer : layer + 1].clone()
+            for layer in range(gen.num_ws)
+        ]
+        lat = torch.cat(tokens).unsqueeze(0)
+        fixed.append(lat)
+        params.append(lat[:, opt_layers].clone().requires_grad_(True))
+    optimizers = [torch.optim.Adam([p], lr=cfg.lr, betas=cfg.betas) for p in params]
+    originals = [batch.images[i : i + 1] for i in range(n)]
+    w = cfg.weights
     first = last = 0.0
     for step in range(cfg.steps + 1):
-        embs, loss_anon, loss_attr = [], 0.0, 0.0
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        anon_images = []
         for i in range(n):  # one generator call per image
-            tokens = []
-            for layer in range(gen.num_ws):
-                if layer in opt_layers:
-                    tokens.append(params[i][:, sorted(opt_layers).index(layer)])
-                else:
-                    tokens.append(fixed[i][:, layer])
-            img = gen.synthesis(torch.stack(tokens, dim=1))
-            e = ident.embed(img)
-            embs.append(e)
-            loss_anon = loss_anon + anonymity_loss(e, emb_r[i], cfg.margin).sum()
-            fa, fr = attr.features(img), feat_r[i]
-            tokens_a, tokens_r = fa.split(TOKEN_DIM, dim=1), fr.split(TOKEN_DIM, dim=1)
+            tokens = [
+                params[i][:, opt_layers.index(layer)] if layer in opt_layers else fixed[i][:, layer]
+                for layer in range(gen.num_ws)
+            ]
+            anon_images.append(gen.synthesis(torch.stack(tokens, dim=1)))
+        loss_anon = sum(  # IDLoss: embeds the original and the protected image every call
+            anonymity_loss(ident.embed(a), ident.embed(o).detach(), cfg.margin).sum()
+            for a, o in zip(anon_images, originals, strict=True)
+        )
+        loss_attr = 0.0
+        for a, o in zip(anon_images, originals, strict=True):  # AttrLoss: both encoded, token loop
+            fa, fo = attr.features(a), attr.features(o)
             per_token = 0.0
-            for ta, tr in zip(tokens_a, tokens_r, strict=True):  # loop over tokens, as AttrLoss does
-                per_token = per_token + (ta - tr).abs().sum()
+            for ta, to in zip(fa.split(TOKEN_DIM, dim=1), fo.split(TOKEN_DIM, dim=1), strict=True):
+                per_token = per_token + (ta - to).abs().sum()
             loss_attr = loss_attr + per_token / fa.shape[1]
-        loss_idp = 0.0
+        embs = [ident.embed(a) for a in anon_images]  # ConsistencyLoss: embeds each image again
+        loss_idp, count = 0.0, 0
         for i in range(n):  # Python loop over pairs
             for j in range(i + 1, n):
-                loss_idp = loss_idp + torch.sqrt(((embs[i] - embs[j]) ** 2).sum() + 1e-12)
-        loss_idp = loss_idp / (n * (n - 1) / 2)
-        w = cfg.weights
+                loss_idp = loss_idp + torch.norm(embs[i] - embs[j], p=2)
+                count += 1
+        loss_idp = loss_idp / count
         total = w.anonymity * loss_anon / n + w.consistency * loss_idp + w.attribute * loss_attr / n
         if step == 0:
             first = float(total)
         if step == cfg.steps:
             last = float(total)
             break
-        opt.zero_grad(set_to_none=True)
         total.backward()
-        opt.step()
+        for opt in optimizers:
+            opt.step()
     return first, last
 
 

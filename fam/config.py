@@ -128,6 +128,40 @@ class RuntimeConfig:
 # --------------------------------------------------------------------------------------------
 # Sections owned by later stages (alignment, evaluation, orchestration, training).
 # --- section: align ---
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Face detection + FFHQ-style alignment of raw photos (fam.faces.align, ``fam align``)."""
+
+    # Side of the square aligned output. The generator's resolution is models.generator.resolution;
+    # the protect step resizes aligned faces to it, so one alignment serves several generators.
+    size: int = 256
+    min_face_px: int = 40  # detection box side (input pixels) below which a face is "face_too_small"
+    min_det_score: float = 0.9  # MTCNN ONet face probability below which a detection is ignored
+    # Which face when several are found: the largest, the one nearest the image centre, or
+    # reject every photo with more than one face. With largest/centre a photo is still rejected
+    # as "several_faces" when another face is nearly as large (area > ambiguity_ratio * chosen).
+    main_face: Literal["largest", "centre", "reject"] = "largest"
+    ambiguity_ratio: float = 0.8
+    grayscale: Literal["convert", "reject"] = "convert"  # convert = replicate to 3 channels
+    max_pixels: int = 64_000_000  # decompression-bomb guard: larger images are "too_large", never decoded
+    detect_max_side: int = 1024  # photos are downscaled to this for detection; landmarks map back
+    batch_size: int = 32  # images per detector batch
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise ValueError(f"align.size = {self.size}; use at least 16 pixels")
+        if not 0.0 < self.ambiguity_ratio <= 1.0:
+            raise ValueError(f"align.ambiguity_ratio = {self.ambiguity_ratio}; must be in (0, 1]")
+        if not 0.0 <= self.min_det_score < 1.0:
+            raise ValueError(f"align.min_det_score = {self.min_det_score}; must be in [0, 1)")
+        if self.min_face_px < 1 or self.max_pixels < 1 or self.detect_max_side < 48 or self.batch_size < 1:
+            raise ValueError(
+                "align.min_face_px, max_pixels and batch_size must be positive and detect_max_side >= 48"
+            )
+
+
 # --- section: evaluate ---
 
 
@@ -236,8 +270,68 @@ class MlopsConfig:
 
 
 @dataclass(frozen=True)
+class PriorTrainingConfig:
+    """StyleGAN2 prior training for small data (docs/training.md)."""
+
+    resolution: int = 64
+    # Widths per resolution; the planned ~4.5M-parameter generator. The discriminator mirrors them.
+    channels: Mapping[int, int] = field(
+        default_factory=lambda: types.MappingProxyType({4: 256, 8: 256, 16: 256, 32: 128, 64: 64})
+    )
+    w_dim: int = 256
+    n_mlp: int = 8
+    batch: int = 64
+    g_lr: float = 0.0025
+    d_lr: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)  # beta1 = 0 as in StyleGAN2
+    r1_gamma: float = 0.05  # lazy R1 weight; ~0.0002 * R^2 / batch by the ADA heuristic is 0.013 at 64 px
+    r1_interval: int = 16
+    pl_weight: float = 0.0  # path-length regularisation (off: costs ~25% speed, matters little at 64 px)
+    pl_interval: int = 4
+    style_mixing: float = 0.9  # probability of a two-latent crossover per sample
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    ema_rampup: float = 0.05  # half-life <= rampup * images seen (0 disables)
+    w_avg_beta: float = 0.995
+    augment: tuple[Literal["color", "translation", "cutout"], ...] = ("color", "translation", "cutout")
+    mirror: bool = True  # random horizontal flips of real faces
+    amp: bool = True  # bf16 autocast on CUDA only
+    seed: int = 0
+    kimg: float = 3000.0  # total length of training
+    fid_every_kimg: float = 250.0  # 0 disables periodic FID
+    fid_samples: int = 5000
+    checkpoint_every_minutes: float = 4.0
+
+
+@dataclass(frozen=True)
+class EncoderTrainingConfig:
+    """W+ encoder for the trained prior: generated pairs plus real train faces."""
+
+    channels: tuple[int, ...] = (64, 128, 256, 256, 256)  # at R, R/2, R/4, R/8, R/16
+    batch: int = 32
+    lr: float = 0.0001
+    synthetic_fraction: float = 0.5  # share of each batch that is generated (w known)
+    truncation_psi: float = 0.9  # for the generated pairs
+    latent_weight: float = 1.0  # L2 on w+ (generated pairs only)
+    pixel_weight: float = 1.0  # L2 on images
+    perceptual_weight: float = 0.5  # L2 between discriminator features (LPIPS-free proxy)
+    identity_weight: float = 0.1  # 1 - cos between identity embeddings (real faces)
+    identity: ModelSpec = field(default_factory=lambda: ModelSpec("dlib"))
+    delta_weight: float = 0.0002  # e4e's delta regulariser: keeps w+ near one w
+    seed: int = 0
+    kimg: float = 1000.0
+    checkpoint_every_minutes: float = 4.0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    prior: PriorTrainingConfig = field(default_factory=PriorTrainingConfig)
+    encoder: EncoderTrainingConfig = field(default_factory=EncoderTrainingConfig)
+
+
+@dataclass(frozen=True)
 class Params:
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     layers: LayerGroupsConfig = field(default_factory=LayerGroupsConfig)
     key: KeyConfig = field(default_factory=KeyConfig)
     mixing: MixingConfig = field(default_factory=MixingConfig)
@@ -246,6 +340,7 @@ class Params:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     mlops: MlopsConfig = field(default_factory=MlopsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def to_dict(self) -> dict[str, Any]:

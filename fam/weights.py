@@ -218,3 +218,41 @@ register(
         size_bytes=87335461,
     )
 )
+
+# --------------------------------------------------------------------------------------------
+# Face recognition evaluators whose weights no registry package carries (NOTES.md section 1):
+# users point params at their own copy and pin its sha256.
+
+register(
+    WeightEntry(
+        name="arcface-irse50",
+        role="ArcFace IR-SE50 (FR evaluator / paper's identity encoder), TreB1eN state dict",
+        source="user",
+        location="model_ir_se50.pth (TreB1eN InsightFace_Pytorch; also shipped with pSp / e4e)",
+        license="MIT code (TreB1eN); weights trained on MS1M: research use",
+        sha256=None,
+        how_to_get="copy model_ir_se50.pth from your own storage (TreB1eN InsightFace_Pytorch release)",
+    )
+)
+register(
+    WeightEntry(
+        name="arcface-ir152",
+        role="ArcFace IR-152 (FR evaluator), face.evoLVe state dict",
+        source="user",
+        location="ir152.pth / Backbone_IR_152 checkpoint (face.evoLVe)",
+        license="MIT code (face.evoLVe); weights trained on MS1M: research use",
+        sha256=None,
+        how_to_get="copy the IR-152 backbone checkpoint from your own storage (face.evoLVe model zoo)",
+    )
+)
+register(
+    WeightEntry(
+        name="facenet-inception-resnet-v1",
+        role="FaceNet InceptionResnetV1 (FR evaluator), facenet-pytorch state dict",
+        source="user",
+        location="20180402-114759-vggface2.pt or 20180408-102900-casia-webface.pt (facenet-pytorch)",
+        license="MIT (facenet-pytorch, ports of D. Sandberg's facenet models)",
+        sha256=None,
+        how_to_get="copy a facenet-pytorch state dict (vggface2 or casia-webface) from your own storage",
+    )
+)

@@ -14,10 +14,14 @@ from fam.errors import UserError
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "audit": "fam.cli.audit:audit",
+    "align": "fam.cli.align:align",
     "evaluate": "fam.cli.evaluate:evaluate",
     "key": "fam.cli.key:key",
+    "models": "fam.cli.models:models",
     "protect": "fam.cli.protect:protect",
     "invert": "fam.cli.protect:invert",
+    "train-prior": "fam.cli.train:train_prior",
+    "train-encoder": "fam.cli.train:train_encoder",
 }
 
 

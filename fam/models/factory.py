@@ -25,9 +25,15 @@ ROLES: dict[str, dict[str, str]] = {
     "inverter": {
         "projection": "fam.inversion:build_projection_inverter",
         "e4e": "fam.models.e4e:build_inverter",
+        "fam-encoder": "fam.training.encoder_net:build_inverter",
     },
-    "identity": {},
-    "attribute": {},
+    "identity": {
+        "dlib": "fam.faces.dlib_resnet:build_identity_encoder",
+    },
+    "attribute": {
+        "fam-attr": "fam.faces.attributes:build_attribute_encoder",
+        "farl": "fam.faces.farl:build_farl_encoder",
+    },
 }
 
 

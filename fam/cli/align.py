@@ -1,0 +1,72 @@
+"""``fam align``: detect and FFHQ-align every photo of a folder of person folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fam.config import load_params, parse_override
+
+
+@click.command()
+@click.option(
+    "--input",
+    "input_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with one sub-folder of photos per person (never written to).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: images/<person>/<stem>.png, manifest.csv, align_summary.json.",
+)
+@click.option(
+    "--params", "params_path", default="params.yaml", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting, e.g. align.size=128."
+)
+@click.option("--person", "persons", multiple=True, help="Only this person folder (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue a previous run with the same settings.")
+@click.option("--force", is_flag=True, help="Discard a previous run's outputs in --out and redo it.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
+def align(
+    input_dir: Path,
+    out_dir: Path,
+    params_path: Path,
+    overrides: tuple[str, ...],
+    persons: tuple[str, ...],
+    resume: bool,
+    force: bool,
+    no_progress: bool,
+) -> None:
+    """Detect faces (MTCNN) and FFHQ-align them; every file ends aligned or rejected with a reason."""
+    from fam.faces.align import align_dataset  # torch is imported only when the command runs
+    from fam.models.factory import resolve_device
+
+    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    device = resolve_device(params.runtime.device)
+    summary = align_dataset(
+        input_dir,
+        out_dir,
+        params.align,
+        persons=persons or None,
+        progress=not no_progress,
+        resume=resume,
+        force=force,
+        device=str(device),
+    )
+    rows = [("aligned", summary.aligned)] + [(f"rejected: {r}", n) for r, n in summary.rejected.items()]
+    width = max(len(label) for label, _ in rows)
+    click.echo(f"{'outcome'.ljust(width)}  count")
+    for label, n in rows:
+        click.echo(f"{label.ljust(width)}  {n:>5}")
+    click.echo(f"{'total'.ljust(width)}  {summary.n_inputs:>5}")
+    click.echo(
+        f"processed {summary.processed} file(s) in this run, {summary.seconds_per_image:.3f} s per image; "
+        f"manifest: {summary.out_dir / 'manifest.csv'}"
+    )

@@ -1,0 +1,75 @@
+"""``fam train-prior`` and ``fam train-encoder``: time-boxed, resumable training runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from fam.cli.common import load_cli_params, params_options
+from fam.config import _to_plain
+from fam.models.factory import resolve_device
+
+_PATH = click.Path(path_type=Path)
+
+
+def _common(func):  # type: ignore[no-untyped-def]
+    for opt in reversed(
+        [
+            click.option(
+                "--data", type=_PATH, required=True, help="Packed train faces (benchmarks/pack_dataset)."
+            ),
+            click.option(
+                "--out", type=_PATH, required=True, help="Folder for the full training state and log."
+            ),
+            click.option("--resume", is_flag=True, help="Continue the state in --out."),
+            click.option(
+                "--export", type=_PATH, default=None, help="Write the returnable files here (device: $OUT)."
+            ),
+            click.option("--kimg", type=float, default=None, help="Total thousands of images to reach."),
+            click.option("--minutes", type=float, default=None, help="Stop cleanly after this many minutes."),
+            click.option("--dry-run", is_flag=True, help="Print the resolved settings and stop."),
+        ]
+    ):
+        func = opt(func)
+    return params_options(func)
+
+
+@click.command("train-prior")
+@_common
+@click.option(
+    "--lifeboat", type=_PATH, default=None, help="Returned lifeboat folder, used when --out has no state."
+)
+def train_prior(data, out, resume, export, kimg, minutes, dry_run, lifeboat, params_path, overrides) -> None:  # type: ignore[no-untyped-def]
+    """Train the compact face StyleGAN2 prior on packed train-split faces."""
+    params = load_cli_params(params_path, overrides)
+    cfg = params.training.prior
+    click.echo(json.dumps({"training.prior": _to_plain(cfg)}, indent=1))
+    if dry_run:
+        return
+    from fam.training.run_prior import train_prior_run
+
+    summary = train_prior_run(
+        cfg, data, out, resolve_device(params.runtime.device), resume, lifeboat, export, kimg, minutes
+    )
+    click.echo(json.dumps(asdict(summary)))
+
+
+@click.command("train-encoder")
+@_common
+@click.option("--prior", type=_PATH, required=True, help="Folder with prior.pt (+ d_fp16.pt, meta.pt).")
+def train_encoder(data, out, resume, export, kimg, minutes, dry_run, prior, params_path, overrides) -> None:  # type: ignore[no-untyped-def]
+    """Train the compact W+ encoder for a trained prior."""
+    params = load_cli_params(params_path, overrides)
+    cfg = params.training.encoder
+    click.echo(json.dumps({"training.encoder": _to_plain(cfg)}, indent=1))
+    if dry_run:
+        return
+    from fam.training.encoder import train_encoder_run
+
+    summary = train_encoder_run(
+        cfg, data, prior, out, resolve_device(params.runtime.device), resume, export, kimg, minutes
+    )
+    click.echo(json.dumps(summary))

@@ -1,0 +1,562 @@
+"""FFHQ-style face alignment of single photos and of whole person folders.
+
+The geometry is StyleGAN's FFHQ ``recreate_aligned_images`` (Karras et al.), step for step:
+an oriented square ("quad") from the eye centres and mouth corners, an integer pre-shrink of
+very large faces, a crop with a border, reflect padding blended with a blur and the median
+colour where the quad leaves the photo, then a projective QUAD transform. FFHQ renders at
+4096 px and downsamples to 1024; we render at 4x the requested ``size`` and downsample with the
+same Lanczos filter, so any square output size gets the same supersampling.
+
+Landmarks are MTCNN's 5 points (fam.faces.detect); FFHQ used dlib's 68 points, from which it
+only takes the eye centres (mean of each eye's 6 points) and the two mouth corners, which is
+what MTCNN gives directly.
+
+:func:`align_dataset` turns ``INPUT/<person>/<file>`` into ``OUT/images/<person>/<stem>.png``
+plus ``OUT/manifest.csv`` (one row per input file, aligned or rejected with a reason) and
+``OUT/align_summary.json``. It never writes inside the input folder, never overwrites a
+finished output folder unless asked (``resume`` / ``force``), and writes every file atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.ndimage
+from PIL import Image
+
+from fam.config import AlignConfig
+from fam.errors import InputError, OutputExistsError
+from fam.faces.detect import Face, FaceDetector
+from fam.faces.imageio import DecodedImage, Reject, decode_image, extension_format, to_rgb
+
+# Face-related reject reasons (decoding reasons live in fam.faces.imageio).
+NO_FACE = "no_face"
+FACE_TOO_SMALL = "face_too_small"
+SEVERAL_FACES = "several_faces"
+
+MANIFEST_COLUMNS = (
+    "input_path",  # relative to the input folder: <person>/<file>
+    "person",
+    "status",  # aligned | rejected
+    "reason",  # empty when aligned
+    "output_path",  # relative to the output folder; empty when rejected
+    "input_format",  # detected from the bytes (JPEG, PNG, WEBP ...); empty if not an image
+    "extension_format",  # what the file name claims; differs from input_format for disguised files
+    "input_width",  # after EXIF orientation; 0 when unknown
+    "input_height",
+    "det_score",  # detector probability of the chosen (or largest) face; empty when none
+    "face_px",  # detection box side in input pixels of that face; empty when none
+    "n_faces",  # faces above align.min_det_score; empty when the image was never decoded
+)
+_SUPERSAMPLE = 4  # FFHQ: transform_size 4096 for output 1024
+
+
+@dataclass(frozen=True)
+class AlignResult:
+    image: np.ndarray  # uint8 [size, size, 3] RGB, FFHQ-aligned
+    face: Face  # the chosen face, full-resolution coordinates
+    n_faces: int  # faces above min_det_score in the photo
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+
+
+def ffhq_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """FFHQ's oriented crop square from 5 landmarks.
+
+    ``landmarks [5, 2]`` (x, y): left eye, right eye, nose, left mouth corner, right mouth corner.
+    Returns ``quad [4, 2]`` (top-left, bottom-left, bottom-right, top-right of the output, in
+    input pixels) and its side length ``qsize``.
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    eye_left, eye_right = lm[0], lm[1]
+    eye_avg = (eye_left + eye_right) * 0.5
+    eye_to_eye = eye_right - eye_left
+    mouth_avg = (lm[3] + lm[4]) * 0.5
+    eye_to_mouth = mouth_avg - eye_avg
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    x /= np.hypot(*x)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    y = np.flipud(x) * [-1, 1]
+    c = eye_avg + eye_to_mouth * 0.1
+    quad = np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+    return quad, float(np.hypot(*x) * 2)
+
+
+def warp_ffhq(pixels: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """FFHQ-align ``pixels`` (uint8 ``[H, W, 3]``) given ``landmarks [5, 2]`` -> uint8 ``[size, size, 3]``."""
+    img = Image.fromarray(pixels)
+    quad, qsize = ffhq_quad(landmarks)
+    transform_size = _SUPERSAMPLE * size
+
+    # Shrink: integer pre-downscale when the face is much larger than the output.
+    shrink = int(np.floor(qsize / size * 0.5))
+    if shrink > 1:
+        rsize = (int(np.rint(float(img.size[0]) / shrink)), int(np.rint(float(img.size[1]) / shrink)))
+        img = img.resize(rsize, Image.Resampling.LANCZOS)
+        quad /= shrink
+        qsize /= shrink
+
+    # Crop to the quad plus a border.
+    border = max(int(np.rint(qsize * 0.1)), 3)
+    crop = (
+        int(np.floor(min(quad[:, 0]))),
+        int(np.floor(min(quad[:, 1]))),
+        int(np.ceil(max(quad[:, 0]))),
+        int(np.ceil(max(quad[:, 1]))),
+    )
+    crop = (
+        max(crop[0] - border, 0),
+        max(crop[1] - border, 0),
+        min(crop[2] + border, img.size[0]),
+        min(crop[3] + border, img.size[1]),
+    )
+    if crop[2] - crop[0] < img.size[0] or crop[3] - crop[1] < img.size[1]:
+        img = img.crop(crop)
+        quad -= crop[0:2]
+
+    # Pad where the quad leaves the photo: reflect, then fade into a blur and the median colour.
+    pad = (
+        int(np.floor(min(quad[:, 0]))),
+        int(np.floor(min(quad[:, 1]))),
+        int(np.ceil(max(quad[:, 0]))),
+        int(np.ceil(max(quad[:, 1]))),
+    )
+    pad = (
+        max(-pad[0] + border, 0),
+        max(-pad[1] + border, 0),
+        max(pad[2] - img.size[0] + border, 0),
+        max(pad[3] - img.size[1] + border, 0),
+    )
+    if max(pad) > border - 4:
+        pad = np.maximum(pad, int(np.rint(qsize * 0.3)))
+        arr = np.pad(np.float32(img), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), "reflect")
+        h, w, _ = arr.shape
+        yy, xx, _ = np.ogrid[:h, :w, :1]
+        mask = np.maximum(
+            1.0 - np.minimum(np.float32(xx) / pad[0], np.float32(w - 1 - xx) / pad[2]),
+            1.0 - np.minimum(np.float32(yy) / pad[1], np.float32(h - 1 - yy) / pad[3]),
+        )
+        blur = qsize * 0.02
+        blurred = scipy.ndimage.gaussian_filter(arr, [blur, blur, 0])
+        arr += (blurred - arr) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+        arr += (np.median(arr, axis=(0, 1)) - arr) * np.clip(mask, 0.0, 1.0)
+        img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
+        quad += pad[:2]
+
+    # Transform.
+    img = img.transform(
+        (transform_size, transform_size),
+        Image.Transform.QUAD,
+        tuple((quad + 0.5).flatten()),
+        Image.Resampling.BILINEAR,
+    )
+    if size < transform_size:
+        img = img.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+def ffhq_landmark_positions(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Where ``landmarks [K, 2]`` land in the ``size`` x ``size`` aligned output (for checks and tests)."""
+    quad, _ = ffhq_quad(landmarks[:5])
+    origin, down, right = quad[0], quad[1] - quad[0], quad[3] - quad[0]
+    basis = np.stack([right, down], axis=1)  # columns: output x and y directions
+    uv = np.linalg.solve(basis, (np.asarray(landmarks, dtype=np.float64) - origin).T).T
+    return uv * size
+
+
+# --------------------------------------------------------------------------------------------
+# One photo
+
+
+@functools.lru_cache(maxsize=4)
+def default_detector(device: str = "cpu", max_side: int = 1024) -> FaceDetector:
+    """A shared detector (loading the three nets costs ~0.1 s; reuse it across calls)."""
+    return FaceDetector(device, max_side=max_side)
+
+
+def choose_face(faces: Sequence[Face], width: int, height: int, cfg: AlignConfig) -> Face | Reject:
+    """Apply the main-face policy to the detections of one photo."""
+    found = [f for f in faces if f.score >= cfg.min_det_score]
+    if not found:
+        return Reject(NO_FACE, "the detector found no face")
+    big = [f for f in found if f.side >= cfg.min_face_px]
+    if not big:
+        largest = max(found, key=lambda f: f.area)
+        detail = f"largest face is {largest.side:.0f} px < align.min_face_px={cfg.min_face_px}"
+        return Reject(FACE_TOO_SMALL, detail)
+    if len(big) == 1:
+        return big[0]
+    if cfg.main_face == "reject":
+        return Reject(SEVERAL_FACES, f"{len(big)} faces and align.main_face = reject")
+    by_area = sorted(big, key=lambda f: f.area, reverse=True)
+    if cfg.main_face == "largest":
+        chosen, rival = by_area[0], by_area[1]
+        ambiguous = rival.area > cfg.ambiguity_ratio * chosen.area
+    else:  # centre: nearest to the photo centre; ambiguous if a rival is as central and as large
+        centre = np.array([width / 2, height / 2])
+        by_dist = sorted(big, key=lambda f: float(np.linalg.norm(f.centre - centre)))
+        chosen, rival = by_dist[0], by_dist[1]
+        gap = np.linalg.norm(rival.centre - centre) - np.linalg.norm(chosen.centre - centre)
+        near = gap < 0.5 * chosen.side
+        ambiguous = near and rival.area > cfg.ambiguity_ratio * chosen.area
+    if ambiguous:
+        return Reject(
+            SEVERAL_FACES,
+            f"{len(big)} faces; a second face is {rival.area / chosen.area:.2f} of the chosen one's area "
+            f"(> align.ambiguity_ratio={cfg.ambiguity_ratio})",
+        )
+    return chosen
+
+
+def align_image(
+    image: Image.Image | np.ndarray,
+    cfg: AlignConfig,
+    *,
+    detector: FaceDetector | None = None,
+) -> AlignResult | Reject:
+    """Detect, pick the main face and FFHQ-align one decoded photo.
+
+    ``image``: a PIL image (any mode; EXIF orientation is NOT applied here, see
+    :func:`fam.faces.imageio.decode_image` for files) or a uint8 ``[H, W, 3]`` / ``[H, W]`` array.
+    """
+    if isinstance(image, Image.Image):
+        pixels, gray = to_rgb(image)
+    else:
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+            raise InputError(f"align_image needs uint8 [H, W, 3] or [H, W], got {arr.dtype} {arr.shape}")
+        pixels = np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
+        gray = arr.ndim == 2
+    decoded = DecodedImage(pixels=pixels, format="", was_grayscale=gray)
+    if gray and cfg.grayscale == "reject":
+        return Reject("grayscale_rejected", "photo has no colour")
+    detector = detector or default_detector("cpu", cfg.detect_max_side)
+    return _align_batch([decoded], cfg, detector)[0].result
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: AlignResult | Reject
+    face: Face | None  # the chosen face, or the largest one seen when rejected (for the manifest)
+    n_faces: int  # faces above min_det_score
+
+
+def _align_batch(images: Sequence[DecodedImage], cfg: AlignConfig, detector: FaceDetector) -> list[_Outcome]:
+    """Detection batched over ``images``; the warp is per photo (each has its own quad)."""
+    detections = detector.detect([im.pixels for im in images])
+    out: list[_Outcome] = []
+    for im, faces in zip(images, detections, strict=True):
+        choice = choose_face(faces, im.width, im.height, cfg)
+        n_faces = sum(f.score >= cfg.min_det_score for f in faces)
+        if isinstance(choice, Reject):
+            largest = max(faces, key=lambda f: f.area) if faces else None
+            reject = dataclasses.replace(choice, format=im.format, width=im.width, height=im.height)
+            out.append(_Outcome(reject, largest, n_faces))
+        else:
+            aligned = AlignResult(warp_ffhq(im.pixels, choice.landmarks, cfg.size), choice, n_faces)
+            out.append(_Outcome(aligned, choice, n_faces))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# A folder of person folders
+
+
+@dataclass(frozen=True)
+class AlignSummary:
+    out_dir: Path
+    n_inputs: int
+    aligned: int
+    rejected: dict[str, int]  # reason -> count
+    seconds_per_image: float  # over the images processed in this call (resume skips the rest)
+    processed: int  # images processed in this call
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+
+def align_dataset(
+    input_dir: Path,
+    out_dir: Path,
+    cfg: AlignConfig,
+    *,
+    persons: Sequence[str] | None = None,
+    progress: bool = True,
+    resume: bool = False,
+    force: bool = False,
+    device: str = "cpu",
+) -> AlignSummary:
+    """Align every file of ``input_dir/<person>/`` into ``out_dir`` (see the module docstring).
+
+    ``persons``: only these person folders (all when None). ``resume``: keep the records of a
+    previous run with the same settings and process only the files it has not recorded.
+    ``force``: discard the outputs of a previous run (only files it wrote) and start again.
+    Anything else in a non-empty ``out_dir`` is an :class:`OutputExistsError`.
+    """
+    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
+    if resume and force:
+        raise InputError("choose either resume or force, not both")
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
+    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
+        raise InputError(
+            f"output folder {out_dir} and input folder {input_dir} overlap; "
+            "choose an output folder outside the input (inputs are never written to)"
+        )
+    inputs = _list_inputs(input_dir, persons)
+    config_blob = {"align": dataclasses.asdict(cfg), "detector": "mtcnn"}
+    done = _prepare_out_dir(out_dir, config_blob, resume=resume, force=force)
+
+    todo = [(rel, out_rel) for rel, out_rel in inputs if rel not in done]
+    journal_path = out_dir / _JOURNAL
+    new_file = not journal_path.exists()
+    detector = default_detector(device, cfg.detect_max_side)
+    start = time.perf_counter()
+    with open(journal_path, "a", newline="") as journal:
+        writer = csv.DictWriter(journal, fieldnames=MANIFEST_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        bar = _progress(len(todo), progress)
+        for chunk in _chunks(todo, cfg.batch_size):
+            rows = _process_chunk(chunk, input_dir, out_dir, cfg, detector)
+            for row in rows:
+                done[row["input_path"]] = row
+                writer.writerow(row)
+            journal.flush()
+            os.fsync(journal.fileno())
+            bar.update(len(chunk))
+        bar.close()
+    seconds = time.perf_counter() - start
+
+    rows = [done[rel] for rel, _ in inputs]
+    _write_manifest(out_dir / "manifest.csv", rows)
+    reasons = Counter(r["reason"] for r in rows if r["status"] == "rejected")
+    summary = AlignSummary(
+        out_dir=out_dir,
+        n_inputs=len(rows),
+        aligned=sum(r["status"] == "aligned" for r in rows),
+        rejected=dict(sorted(reasons.items())),
+        seconds_per_image=seconds / max(len(todo), 1),
+        processed=len(todo),
+    )
+    _atomic_write_bytes(
+        out_dir / "align_summary.json",
+        json.dumps(
+            {
+                "input_dir": str(input_dir),
+                "n_inputs": summary.n_inputs,
+                "counts": {"aligned": summary.aligned, "rejected": summary.n_rejected},
+                "reasons": summary.rejected,
+                "formats": dict(sorted(Counter(r["input_format"] or "-" for r in rows).items())),
+                "processed_this_run": summary.processed,
+                "seconds_per_image": round(summary.seconds_per_image, 5),
+                "settings": config_blob,
+            },
+            indent=2,
+        ).encode(),
+    )
+    journal_path.unlink()
+    return summary
+
+
+_JOURNAL = ".manifest.partial.csv"  # rows appended as they finish; becomes manifest.csv at the end
+_CONFIG = "align_config.json"
+_OWN_FILES = ("manifest.csv", "align_summary.json", _CONFIG, _JOURNAL)
+
+
+def _list_inputs(input_dir: Path, persons: Sequence[str] | None) -> list[tuple[str, str]]:
+    """``(input rel path, output rel path)`` for every visible file directly in a person folder."""
+    folders = sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if persons is not None:
+        known = {p.name for p in folders}
+        missing = sorted(set(persons) - known)
+        if missing:
+            raise InputError(f"person folder(s) {', '.join(missing)} not found in {input_dir}")
+        folders = [p for p in folders if p.name in set(persons)]
+    if not folders:
+        raise InputError(f"{input_dir} holds no person folders; expected INPUT/<person>/<image files>")
+    out: list[tuple[str, str]] = []
+    for folder in folders:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        stems = Counter(p.stem for p in files)
+        for p in files:
+            # Two files with one stem (a.jpg, a.png) keep their extension in the output name.
+            name = p.stem if stems[p.stem] == 1 else p.name
+            out.append((f"{folder.name}/{p.name}", f"images/{folder.name}/{name}.png"))
+    return out
+
+
+def _prepare_out_dir(
+    out_dir: Path, config_blob: dict[str, Any], *, resume: bool, force: bool
+) -> dict[str, dict[str, Any]]:
+    """Check the output folder's state; return the rows already done (resume) or {}."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a folder")
+    entries = list(out_dir.iterdir()) if out_dir.exists() else []
+    previous = _read_rows(out_dir)
+    if entries and not (resume or force):
+        raise OutputExistsError(
+            f"output folder {out_dir} is not empty; pass --resume to continue a previous run with the same "
+            "settings, --force to redo it, or choose an empty folder"
+        )
+    ours = {out_dir / n for n in _OWN_FILES} | {out_dir / "images"}
+    if entries and not previous and not (out_dir / _CONFIG).exists():
+        strangers = sorted(str(e) for e in entries if e not in ours)
+        if strangers:
+            raise OutputExistsError(
+                f"output folder {out_dir} holds files that are not from `fam align` ({strangers[0]} ...); "
+                "choose an empty folder (nothing a user put there is ever overwritten)"
+            )
+    if resume and entries:
+        old = json.loads((out_dir / _CONFIG).read_text()) if (out_dir / _CONFIG).exists() else None
+        if old != json.loads(json.dumps(config_blob)):
+            raise OutputExistsError(
+                f"{out_dir} was aligned with different settings ({out_dir / _CONFIG}); use --force to redo it"
+            )
+        done = {}
+        for row in previous.values():
+            if row["status"] == "aligned" and not (out_dir / row["output_path"]).is_file():
+                continue  # output vanished: redo it
+            done[row["input_path"]] = row
+        if not (out_dir / _JOURNAL).exists():
+            _write_manifest(out_dir / _JOURNAL, list(done.values()))
+        return done
+    if force:
+        for row in previous.values():  # delete only what a previous run recorded writing
+            if row["output_path"]:
+                (out_dir / row["output_path"]).unlink(missing_ok=True)
+        for name in _OWN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(out_dir / _CONFIG, json.dumps(config_blob, indent=2, sort_keys=True).encode())
+    return {}
+
+
+def _read_rows(out_dir: Path) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    for name in ("manifest.csv", _JOURNAL):  # the journal holds the newer rows of an interrupted run
+        path = out_dir / name
+        if path.is_file():
+            with open(path, newline="") as fh:
+                for row in csv.DictReader(fh):
+                    rows[row["input_path"]] = row
+    return rows
+
+
+def _process_chunk(
+    chunk: Sequence[tuple[str, str]], input_dir: Path, out_dir: Path, cfg: AlignConfig, detector: FaceDetector
+) -> list[dict[str, Any]]:
+    """Decode each file, detect on all decoded photos at once, warp and write; one row per file."""
+    rows: dict[int, dict[str, Any]] = {}
+    decoded: list[tuple[int, DecodedImage]] = []
+    for i, (rel, _) in enumerate(chunk):  # decoding is per file by nature
+        result = decode_image(input_dir / rel, max_pixels=cfg.max_pixels, grayscale=cfg.grayscale)
+        if isinstance(result, Reject):
+            rows[i] = _row(rel, "rejected", result.reason, "", result.format, result.width, result.height)
+        else:
+            decoded.append((i, result))
+    if decoded:
+        outcomes = _align_batch([d for _, d in decoded], cfg, detector)
+        for (i, im), outcome in zip(decoded, outcomes, strict=True):
+            rel, out_rel = chunk[i]
+            res = outcome.result
+            if isinstance(res, AlignResult):
+                _atomic_write_png(out_dir / out_rel, res.image)
+                status, reason, written = "aligned", "", out_rel
+            else:
+                status, reason, written = "rejected", res.reason, ""
+            rows[i] = _row(
+                rel, status, reason, written, im.format, im.width, im.height, outcome.face, outcome.n_faces
+            )
+    return [rows[i] for i in range(len(chunk))]
+
+
+def _row(
+    rel: str,
+    status: str,
+    reason: str,
+    output_path: str,
+    fmt: str,
+    width: int,
+    height: int,
+    face: Face | None = None,
+    n_faces: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "input_path": rel,
+        "person": rel.split("/", 1)[0],
+        "extension_format": extension_format(rel),
+        "status": status,
+        "reason": reason,
+        "output_path": output_path,
+        "input_format": fmt,
+        "input_width": width,
+        "input_height": height,
+        "det_score": f"{face.score:.4f}" if face is not None else "",
+        "face_px": f"{face.side:.1f}" if face is not None else "",
+        "n_faces": "" if n_faces is None else n_faces,
+    }
+
+
+def _write_manifest(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename over ``path`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_png(path: Path, image: np.ndarray) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    _atomic_write_bytes(path, buf.getvalue())
+
+
+def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="align", dynamic_ncols=True)

@@ -1,0 +1,74 @@
+"""FR evaluator registry: names, options, batching, and loading of user weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fam.errors import ConfigError, MissingWeightsError
+from fam.interfaces import FaceRecognizer
+from fam.recognizers import available, get
+from fam.weights import sha256_file
+
+
+def test_unknown_name_lists_the_valid_ones() -> None:
+    assert {"dlib", "arcface-irse50", "arcface-ir152", "facenet"} <= set(available())
+    with pytest.raises(ConfigError, match=r"unknown face recognizer 'vgg'.*arcface-ir152, arcface-irse50"):
+        get("vgg")
+    with pytest.raises(ConfigError, match=r"unknown option.*weights.*valid options: path"):
+        get("dlib", weights="x")
+    with pytest.raises(ConfigError, match="batch_size"):
+        get("dlib", batch_size=0)
+
+
+def test_user_weights_are_required_with_the_fix() -> None:
+    with pytest.raises(MissingWeightsError, match=r"not shipped here.*set its path"):
+        get("facenet")
+    with pytest.raises(MissingWeightsError, match="not shipped here"):
+        get("arcface-irse50")
+
+
+@pytest.mark.model
+def test_dlib_evaluator_batches_consistently() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(5, 3, 96, 96) * 2 - 1
+    small = get("dlib", batch_size=2)
+    assert isinstance(small, FaceRecognizer) and small.embedding_dim == 128
+    a = small.embed(images)
+    b = get("dlib", batch_size=8).embed(images)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    sim = small.similarity(a, a[:2])
+    assert sim.shape == (5, 2)
+    torch.testing.assert_close(sim[:2].diagonal(), torch.ones(2))
+    assert small.embed(images[:0]).shape == (0, 128)
+
+
+def test_facenet_evaluator_loads_a_user_state_dict(tmp_path: Path) -> None:
+    from fam.faces.facenet import InceptionResnetV1
+
+    torch.manual_seed(0)
+    file = tmp_path / "facenet.pt"
+    torch.save(InceptionResnetV1().state_dict(), file)
+    rec = get("facenet", path=file, sha256=sha256_file(file), batch_size=3)
+    emb = rec.embed(torch.rand(4, 3, 128, 128) * 2 - 1)
+    assert emb.shape == (4, 512) and torch.allclose(emb.norm(dim=1), torch.ones(4))
+    with pytest.raises(MissingWeightsError, match="sha256"):
+        get("facenet", path=file, sha256="0" * 64)
+
+
+@pytest.mark.parametrize(
+    ("name", "depth", "mode"), [("arcface-irse50", 50, "ir_se"), ("arcface-ir152", 152, "ir")]
+)
+def test_arcface_evaluators_load_official_layouts(tmp_path: Path, name: str, depth: int, mode: str) -> None:
+    from fam.models.irse import Backbone  # the ArcFace backbone module (fam.models.irse)
+
+    torch.manual_seed(0)
+    file = tmp_path / f"{name}.pth"
+    torch.save(Backbone(depth, mode).state_dict(), file)
+    rec = get(name, path=file, sha256=sha256_file(file), batch_size=2)
+    assert rec.embed(torch.rand(3, 3, 128, 128) * 2 - 1).shape == (3, 512)
+    other = "arcface-ir152" if name == "arcface-irse50" else "arcface-irse50"
+    with pytest.raises(MissingWeightsError, match=f"IR-{depth} backbone"):
+        get(other, path=file, sha256=sha256_file(file))

@@ -1,0 +1,226 @@
+"""Training: split, pack round trip, prior steps (finite, EMA, exact resume), encoder step, inverter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fam.config import EncoderTrainingConfig, ModelSpec, PriorTrainingConfig
+from fam.errors import InputError
+from fam.models import factory
+from fam.training.encoder import EncoderTrainer, load_prior
+from fam.training.encoder_net import encoder_checkpoint
+from fam.training.pack import load_pack, pack_faces
+from fam.training.prior import PriorTrainer
+from fam.training.splits import check_trainable, heldout_score, load_split
+
+TINY = {"resolution": 32, "channels": {4: 16, 8: 16, 16: 16, 32: 8}, "w_dim": 32, "n_mlp": 2, "batch": 4}
+
+
+def tiny_prior_cfg(**kw: object) -> PriorTrainingConfig:
+    return PriorTrainingConfig(**{**TINY, "r1_interval": 2, "ema_kimg": 0.01, **kw})  # type: ignore[arg-type]
+
+
+def random_faces(n: int = 12, r: int = 32, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, r, r), generator=g, dtype=torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------- split
+
+
+def test_split_file_is_consistent_and_holds_out_a_quarter() -> None:
+    split = load_split()
+    assert not split.train & split.heldout
+    doc = json.loads(Path("splits/lfw_people_split.json").read_text())
+    assert (
+        doc["counts"]["heldout_people_with_2plus_images"] >= 0.2 * doc["counts"]["people_with_2plus_images"]
+    )
+    assert all(heldout_score(n) < 0.25 for n in list(split.heldout)[:50])
+
+
+def test_split_refuses_heldout_and_unknown_people() -> None:
+    split = load_split()
+    held, train = sorted(split.heldout)[0], sorted(split.train)[0]
+    check_trainable([train], split)
+    with pytest.raises(InputError, match="held-out"):
+        check_trainable([train, held], split)
+    with pytest.raises(InputError, match="not in the LFW split"):
+        check_trainable(["Nobody_At_All"], split)
+
+
+# ---------------------------------------------------------------------------------------------- pack
+
+
+def test_pack_round_trip_keeps_train_people_only(tmp_path: Path) -> None:
+    split = load_split()
+    train = sorted(split.train)[:2]
+    held = sorted(split.heldout)[0]
+    rng = np.random.default_rng(0)
+    for person in [*train, held]:
+        (tmp_path / "al" / person).mkdir(parents=True)
+        for i in range(2):
+            # smooth images so that JPEG error stays small
+            base = rng.integers(0, 256, (8, 8, 3)).astype(np.uint8)
+            Image.fromarray(base).resize((64, 64), Image.Resampling.BILINEAR).save(
+                tmp_path / "al" / person / f"{person}_{i:04d}.png"
+            )
+    (tmp_path / "al" / train[0] / "broken.png").write_bytes(b"not an image")
+    rep = pack_faces(tmp_path / "al", tmp_path / "p.npz", resolution=32, quality=95)
+    assert rep.images == 4 and rep.heldout_images_excluded == 2 and len(rep.rejects) == 1
+    pack = load_pack(tmp_path / "p.npz")
+    assert pack.images.shape == (4, 3, 32, 32) and pack.images.dtype == torch.uint8
+    assert set(pack.person) == set(train)
+    src = np.asarray(
+        Image.open(tmp_path / "al" / train[0] / f"{train[0]}_0000.png").resize(
+            (32, 32), Image.Resampling.LANCZOS
+        )
+    ).astype(float)
+    err = np.abs(pack.images[0].permute(1, 2, 0).numpy().astype(float) - src).mean()
+    assert err < 3.0  # JPEG q95 4:4:4 on a smooth image
+
+
+def test_loader_refuses_a_pack_with_heldout_people(tmp_path: Path) -> None:
+    split = load_split()
+    held = sorted(split.heldout)[0]
+    (tmp_path / "al" / held).mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(tmp_path / "al" / held / "a.png")
+    (tmp_path / "al" / sorted(split.train)[0]).mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "al" / sorted(split.train)[0] / "b.png")
+    pack_faces(tmp_path / "al", tmp_path / "p.npz", resolution=32)
+    z = dict(np.load(tmp_path / "p.npz"))
+    z["person"] = np.array([held])  # a forged pack
+    np.savez(tmp_path / "forged.npz", **z)
+    with pytest.raises(InputError, match="held-out"):
+        load_pack(tmp_path / "forged.npz")
+
+
+# ---------------------------------------------------------------------------------------------- prior
+
+
+def test_prior_steps_are_finite_and_ema_and_w_avg_move() -> None:
+    t = PriorTrainer(tiny_prior_cfg(pl_weight=1.0, pl_interval=2), random_faces(), torch.device("cpu"))
+    ema_before = [p.clone() for p in t.G_ema.parameters()]
+    for _ in range(3):
+        stats = t.train_step()
+        assert all(np.isfinite(v) for v in stats.values())
+    assert {"loss_g", "loss_d", "r1", "pl"} <= set(stats) | {"r1", "pl"}
+    moved = [not torch.equal(a, b) for a, b in zip(ema_before, t.G_ema.parameters(), strict=True)]
+    assert any(moved)
+    assert t.G.latent_avg.norm() > 0 and torch.equal(t.G.latent_avg, t.G_ema.latent_avg)
+    assert t.nimg == 12 and t.samples(4).shape == (4, 3, 32, 32)
+
+
+def test_prior_resume_from_full_state_repeats_the_next_step_exactly(tmp_path: Path) -> None:
+    cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
+    a = PriorTrainer(cfg, faces, cpu)
+    a.train_step()
+    a.train_step()
+    a.save(tmp_path / "state.pt")
+    want = a.train_step()
+    b = PriorTrainer(cfg, faces, cpu)
+    b.load(tmp_path / "state.pt")
+    got = b.train_step()
+    assert got == want
+    for pa, pb in zip(a.G_ema.state_dict().values(), b.G_ema.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_prior_lifeboat_restores_weights_and_exports_a_loadable_generator(tmp_path: Path) -> None:
+    cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
+    a = PriorTrainer(cfg, faces, cpu)
+    a.train_step()
+    a.write_lifeboat(tmp_path / "lb")
+    b = PriorTrainer(cfg, faces, cpu)
+    b.load_lifeboat(tmp_path / "lb")
+    assert b.step == 1 and torch.allclose(b.G.style[1].weight, a.G.style[1].weight, rtol=1e-3, atol=1e-3)
+    gen, disc, sha = load_prior(tmp_path / "lb", cpu)
+    assert gen.num_ws == a.G.num_ws and disc is not None and sha in gen.generator_id
+    ws = a.G_ema.w_avg.expand(1, a.G.num_ws, -1)
+    assert torch.allclose(gen.synthesis(ws), a.G_ema.synthesis(ws), atol=0.05)
+
+
+# ---------------------------------------------------------------------------------------------- encoder
+
+
+def test_encoder_step_runs_and_inverter_builds(tmp_path: Path) -> None:
+    cpu = torch.device("cpu")
+    prior = PriorTrainer(tiny_prior_cfg(), random_faces(), cpu)
+    prior.train_step()
+    prior.write_lifeboat(tmp_path / "lb")
+    gen, disc, sha = load_prior(tmp_path / "lb", cpu)
+    identity = factory.build("identity", ModelSpec("tiny"), factory.BuildContext(cpu))
+    cfg = EncoderTrainingConfig(channels=(8, 8, 16, 16, 16), batch=4, identity=ModelSpec("tiny"))
+    t = EncoderTrainer(cfg, gen, disc, random_faces(), cpu, identity)
+    before = [p.clone() for p in t.E.parameters()]
+    stats = t.train_step()
+    assert {"pixel", "latent", "perceptual", "identity"} <= set(stats)
+    assert all(np.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.E.parameters(), strict=True))
+    torch.save(encoder_checkpoint(t.E, gen.w_avg, sha), tmp_path / "encoder.pt")
+    from fam.weights import sha256_file
+
+    spec = ModelSpec(
+        "fam-encoder",
+        {
+            "checkpoint": str(tmp_path / "encoder.pt"),
+            "sha256": sha256_file(tmp_path / "encoder.pt"),
+            "refine_steps": 2,
+        },
+    )
+    inv = factory.build("inverter", spec, factory.BuildContext(cpu, generator=gen))
+    x = random_faces(2).float() / 127.5 - 1
+    ws = inv.invert(x)
+    assert ws.shape == (2, gen.num_ws, gen.w_dim) and torch.equal(ws, inv.invert(x))
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_params_yaml_prior_builds_the_planned_size() -> None:
+    from fam.config import load_params
+    from fam.training.prior import build_networks
+
+    g, d = build_networks(load_params().training.prior)
+    n_g = sum(p.numel() for p in g.parameters())
+    assert g.num_ws == 10 and g.resolution == 64 and 3e6 < n_g < 6e6
+    assert d(torch.zeros(2, 3, 64, 64)).shape == (2,)
+
+
+def test_cli_train_prior_runs_exports_and_resumes_from_lifeboat(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fam.cli import cli
+
+    split = load_split()
+    for person in sorted(split.train)[:3]:
+        (tmp_path / "al" / person).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (120, 80, 60)).save(tmp_path / "al" / person / "a.png")
+    pack_faces(tmp_path / "al", tmp_path / "p.npz", resolution=32)
+    sets = [
+        "--set", "training.prior.resolution=32",
+        "--set", "training.prior.channels={4: 8, 8: 8, 16: 8, 32: 8}",
+        "--set", "training.prior.w_dim=16", "--set", "training.prior.n_mlp=1",
+        "--set", "training.prior.batch=2", "--set", "training.prior.fid_every_kimg=0",
+        "--set", "runtime.device=cpu",
+    ]  # fmt: skip
+    base = ["train-prior", "--data", str(tmp_path / "p.npz"), "--kimg", "0.004", *sets]
+    res = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "run"), "--export", str(tmp_path / "exp")])
+    assert res.exit_code == 0, res.output
+    assert {"prior.pt", "g_fp16.pt", "d_fp16.pt", "meta.pt", "samples.png", "log.jsonl"} <= {
+        p.name for p in (tmp_path / "exp").iterdir()
+    }
+    # A fresh machine: no state.pt in the new --out, so --resume continues from the lifeboat.
+    res = CliRunner().invoke(
+        cli, ["train-prior", "--data", str(tmp_path / "p.npz"), "--kimg", "0.008", *sets,
+              "--out", str(tmp_path / "run2"), "--resume", "--lifeboat", str(tmp_path / "exp")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = res.output
+    summary = json.loads(out[out.rindex('{"step"') :].splitlines()[0])  # tqdm shares the stream
+    assert summary["step"] == 4 and summary["resumed_from"].startswith("lifeboat")

@@ -1,0 +1,70 @@
+"""Weight registry: a corrupted copy of a model file is refused with the fix in the message;
+``fam models`` lists every entry with its status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fam import weights
+from fam.cli import cli
+from fam.errors import MissingWeightsError
+from fam.weights import resolve, sha256_file
+
+
+@pytest.mark.model
+def test_hash_mismatch_on_a_changed_byte(tmp_path: Path) -> None:
+    original = resolve("dlib-shape-predictor-5")
+    data = bytearray(original.read_bytes())
+    expected = sha256_file(original)
+    data[len(data) // 2] ^= 0xFF
+    copy = tmp_path / "sp5.dat"
+    copy.write_bytes(bytes(data))
+    with pytest.raises(MissingWeightsError, match=r"sp5\.dat has sha256 .* expected .*corrupt"):
+        resolve("dlib-shape-predictor-5", path=copy, sha256=expected)
+    # the unchanged bytes under the same path and pin are accepted
+    copy.write_bytes(original.read_bytes())
+    assert resolve("dlib-shape-predictor-5", path=copy, sha256=expected) == copy
+
+
+def test_user_entry_without_hash_says_what_to_pin(tmp_path: Path) -> None:
+    file = tmp_path / "w.pt"
+    file.write_bytes(b"weights")
+    with pytest.raises(MissingWeightsError, match="no sha256 is pinned"):
+        resolve("arcface-irse50", path=file)
+    assert resolve("arcface-irse50", path=file, sha256=sha256_file(file)) == file
+
+
+@pytest.mark.model
+def test_lists_every_entry_with_status() -> None:
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    for entry in weights.entries():
+        assert entry.name in result.output
+    assert "dlib-face-recognition-resnet-v1  [present]" in result.output
+    assert "arcface-irse50  [user]" in result.output
+    assert "license: CC0-1.0" in result.output
+
+
+def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "model.bin"
+    file.write_bytes(b"not the file we pinned")
+    entry = weights.WeightEntry(
+        name="zz-test-model",
+        role="test entry",
+        source="project",
+        location=str(file),  # absolute: locate() joins it onto fam/ unchanged
+        license="CC0",
+        sha256="0" * 64,
+        how_to_get="reinstall the test package",
+    )
+    monkeypatch.setitem(weights._REGISTRY, entry.name, entry)
+    result = CliRunner().invoke(cli, ["models", "--no-check"])
+    assert result.exit_code == 0 and "zz-test-model  [unchecked]" in result.output
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 1
+    assert "zz-test-model  [corrupt]" in result.output
+    assert "hash mismatch; reinstall the test package" in result.output
+    assert "1 package model file(s) fail their sha256 check" in result.output
