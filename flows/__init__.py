@@ -4,6 +4,5 @@
   person -> validate release -> [evaluate -> validate metrics] -> MLflow lineage -> [publish]
 * ``evaluate-release`` (flows/evaluate.py): evaluate an existing release and record it.
 * ``revoke-key`` (flows/revoke.py): revoke a key fingerprint and re-protect its releases.
-
-There is no ``train-prior`` flow: the project has no training code yet.
+* ``train-prior`` (flows/train.py): train the compact prior in resumable, retried chunks.
 """

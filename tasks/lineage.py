@@ -369,3 +369,43 @@ def _log_artifacts(client: Any, run_id: str, record: ReleaseRecord) -> None:
         for name in ("metrics.json", "report.md", "thresholds.json", "grid.png"):
             put(record.eval_dir / name, "evaluation")
         put(record.eval_dir / "plots", "evaluation/plots")
+
+
+# --------------------------------------------------------------------------------------------
+# Training runs (flow train-prior): params, code and data versions, per-chunk metrics, artifacts.
+
+
+def open_training_run(
+    store: Store, params: Params, *, run_name: str, data_file: Path, flow_run_id: str | None
+) -> str:
+    from mlflow.entities import Param
+
+    client = store.client()
+    tags = {
+        f"{TAG}flow": "train-prior",
+        f"{TAG}params_digest": params.digest(),
+        f"{TAG}train_data_sha256": file_sha256(data_file),
+        f"{TAG}train_data_path": str(data_file.resolve()),
+        **{f"{TAG}{k}": v for k, v in code_version().items()},
+        **({f"{TAG}prefect_flow_run_id": flow_run_id} if flow_run_id else {}),
+    }
+    run = client.create_run(store.experiment_id(client), run_name=run_name, tags=tags)
+    values = [Param(k, v[:6000]) for k, v in flatten(params.to_dict()).items()]
+    for i in range(0, len(values), _MAX_BATCH):
+        client.log_batch(run.info.run_id, params=values[i : i + _MAX_BATCH])
+    return run.info.run_id
+
+
+def log_training_chunk(store: Store, run_id: str, step: int, values: Mapping[str, float | None]) -> None:
+    from mlflow.entities import Metric
+
+    batch = [Metric(k, float(v), _now_ms(), step) for k, v in values.items() if v is not None]
+    store.client().log_batch(run_id, metrics=batch)
+
+
+def close_training_run(store: Store, run_id: str, artifacts: list[Path], status: str = "FINISHED") -> None:
+    client = store.client()
+    for path in artifacts:
+        if path.is_file():
+            client.log_artifact(run_id, str(path), artifact_path="training")
+    client.set_terminated(run_id, status=status)

@@ -292,3 +292,38 @@ def test_revoke_key_records_revocation_and_reprotects(setup):
     answer = json.loads(res.output)
     assert answer["revoked"] and answer["revocation"]["replacement_fingerprint"] == new.fingerprint
     assert [r["run_id"] for r in answer["releases"]] == [first["mlflow_run_id"]]
+
+
+def test_train_prior_flow_runs_in_resumable_chunks_with_lineage(tmp_path, prefect_home):
+    from mlflow import MlflowClient
+    from PIL import Image
+
+    from fam.training.pack import pack_faces
+    from fam.training.splits import load_split
+    from flows.train import train_prior
+
+    for person in sorted(load_split().train)[:3]:
+        (tmp_path / "al" / person).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (120, 80, 60)).save(tmp_path / "al" / person / "a.png")
+    pack_faces(tmp_path / "al", tmp_path / "p.npz", resolution=32)
+    settings = {
+        "training": {
+            "prior": {"resolution": 32, "channels": {4: 8, 8: 8, 16: 8, 32: 8}, "w_dim": 16, "n_mlp": 1,
+                      "batch": 2, "fid_every_kimg": 0}
+        },
+        "runtime": {"device": "cpu"},
+        "mlops": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                  "artifact_root": str(tmp_path / "art"), "retries": 0},
+    }  # fmt: skip
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
+    result = train_prior(
+        data=str(tmp_path / "p.npz"), out_dir=str(tmp_path / "run"),
+        params_path=str(tmp_path / "params.yaml"), kimg=0.008, chunk_kimg=0.004,
+    )  # fmt: skip
+    assert result["step"] == 4  # 8 images at batch 2, in two resumed chunks
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["training.prior.w_dim"] == "16"
+    assert run.data.tags["fam.flow"] == "train-prior" and len(run.data.tags["fam.train_data_sha256"]) == 64
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "kimg")] == [2, 4]
+    assert "training/log.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id, "training")}

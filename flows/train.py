@@ -1,0 +1,89 @@
+"""Flow ``train-prior``: train the compact StyleGAN2 prior in resumable chunks, with lineage.
+
+Each chunk is a task that continues the training state in ``out_dir`` up to the next kimg
+target (``fam.training.run_prior.train_prior_run(resume=True)``), so a retried or re-run chunk
+picks up from the last saved state instead of starting over. One MLflow run per flow run:
+params (``training.prior`` and the rest), code and data versions, and per-chunk metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from fam.config import load_params
+from tasks import lineage
+from tasks import protect as t
+
+
+@task(name="train-prior-chunk")
+def train_chunk(data: str, out_dir: str, params_path: str, overrides: dict[str, Any], kimg: float) -> dict:
+    from fam.models.factory import resolve_device
+    from fam.training.run_prior import train_prior_run
+
+    params = t.settings(params_path, overrides)
+    resume = (Path(out_dir) / "state.pt").is_file()
+    summary = train_prior_run(
+        params.training.prior,
+        Path(data),
+        Path(out_dir),
+        resolve_device(params.runtime.device),
+        resume=resume,
+        export=Path(out_dir) / "export",
+        kimg=kimg,
+    )
+    return asdict(summary)
+
+
+@flow(name="train-prior")
+def train_prior(
+    data: str,
+    out_dir: str,
+    params_path: str = "params.yaml",
+    overrides: dict[str, Any] | None = None,
+    kimg: float | None = None,  # total to reach (default training.prior.kimg)
+    chunk_kimg: float = 50.0,  # kimg per task: the unit of retry and progress logging
+) -> dict[str, Any]:
+    from prefect.runtime import flow_run
+
+    log = get_run_logger()
+    overrides = dict(overrides or {})
+    params = load_params(params_path, overrides)
+    total = float(kimg if kimg is not None else params.training.prior.kimg)
+    store = lineage.Store.from_params(params)
+    run_id = lineage.open_training_run(
+        store,
+        params,
+        run_name=f"train-prior {Path(out_dir).name}",
+        data_file=Path(data),
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
+    chunk = t.with_retries(train_chunk, params)
+    summary: dict = {}
+    try:
+        for i in range(1, math.ceil(total / chunk_kimg - 1e-9) + 1):
+            target = min(total, i * chunk_kimg)
+            summary = chunk.with_options(task_run_name=f"train-prior-to-{target:g}kimg")(
+                data, out_dir, params_path, overrides, target
+            )
+            lineage.log_training_chunk(
+                store,
+                run_id,
+                summary["step"],
+                {
+                    "kimg": summary["kimg"],
+                    "images_per_s": summary["images_per_s"],
+                    "fid": summary["last_fid"],
+                },
+            )
+            log.info("reached %.3f kimg (step %d)", summary["kimg"], summary["step"])
+    except BaseException:
+        lineage.close_training_run(store, run_id, [Path(out_dir) / "log.jsonl"], status="FAILED")
+        raise
+    export = Path(out_dir) / "export"
+    lineage.close_training_run(store, run_id, [Path(out_dir) / "log.jsonl", export / "samples.png"])
+    return {"mlflow_run_id": run_id, **summary}
