@@ -34,7 +34,7 @@ def _stages() -> dict:
 def _param_paths(tree: dict, prefix: str = "") -> set[str]:
     out = set()
     for k, v in tree.items():
-        out.add(prefix + k)
+        out.add(f"{prefix}{k}")
         if isinstance(v, dict):
             out |= _param_paths(v, f"{prefix}{k}.")
     return out
