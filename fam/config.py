@@ -328,6 +328,9 @@ class TrainingConfig:
     encoder: EncoderTrainingConfig = field(default_factory=EncoderTrainingConfig)
 
 
+METHOD_SECTIONS = ("models", "layers", "key", "mixing", "optimise", "groups", "release")
+
+
 @dataclass(frozen=True)
 class Params:
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -346,10 +349,21 @@ class Params:
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
 
-    def digest(self) -> str:
-        """sha256 of the canonical JSON of the resolved settings (recorded in every manifest)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+    def digest(self, sections: tuple[str, ...] | None = None) -> str:
+        """sha256 of the canonical JSON of the resolved settings (or of some sections only)."""
+        data = self.to_dict()
+        if sections is not None:
+            data = {k: data[k] for k in sections}
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
         return hashlib.sha256(blob).hexdigest()
+
+    def method_digest(self) -> str:
+        """Digest of the sections that determine protected outputs (recorded in manifests).
+
+        Orchestration, evaluation and training settings are left out, so changing a shard size
+        or a report option does not make a finished release look stale to ``--resume``.
+        """
+        return self.digest(METHOD_SECTIONS)
 
     def replace(self, overrides: Mapping[str, Any]) -> Params:
         """A copy with dotted-path overrides applied, e.g. ``{"optimise.steps": 5}``."""

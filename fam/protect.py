@@ -158,7 +158,7 @@ def protect_dataset(
     run_info = {
         "format": MANIFEST_FORMAT,
         "code_version": code_version(),
-        "params_digest": params.digest(),
+        "params_digest": params.method_digest(),
         "generator_id": gen.generator_id,
         "aligned_dir": str(aligned_dir),
         **key.describe(),

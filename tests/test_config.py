@@ -35,6 +35,8 @@ def test_overrides_and_digest():
     q = p.replace({"optimise.steps": 7})
     assert q.optimise.steps == 7 and p.optimise.steps == 50
     assert p.digest() != q.digest() and p.digest() == parse_params({}).digest()
+    assert p.method_digest() == p.replace({"runtime.threads": 1}).method_digest()
+    assert p.method_digest() != q.method_digest()
     assert parse_override("optimise.weights.attribute=0") == ("optimise.weights.attribute", 0)
 
 
