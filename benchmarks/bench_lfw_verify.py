@@ -108,6 +108,30 @@ def align_fam(root: Path, keys: list[str], size: int) -> tuple[np.ndarray, np.nd
     return faces, ok
 
 
+def read_fam_aligned(aligned_dir: Path, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Faces already aligned by `fam align` (its manifest maps each LFW photo to its output)."""
+    import csv
+
+    rows = {}
+    with open(aligned_dir / "manifest.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            rows[Path(row["input_path"]).stem] = row
+    size = None
+    faces, ok = None, np.zeros(len(keys), dtype=bool)
+    for i, key in enumerate(keys):
+        row = rows.get(Path(key).name)
+        if row is None or row["status"] != "aligned":
+            continue
+        img = np.asarray(Image.open(aligned_dir / row["output_path"]).convert("RGB"))
+        if faces is None:
+            size = img.shape[0]
+            faces = np.zeros((len(keys), size, size, 3), dtype=np.uint8)
+        faces[i], ok[i] = img, True
+    if faces is None:
+        raise SystemExit(f"no aligned LFW pair images found in {aligned_dir}")
+    return faces, ok
+
+
 def degrade(images: torch.Tensor, side: int | None) -> torch.Tensor:
     """Downsample ``[B, 3, S, S]`` to ``side`` (antialiased) and back up to S; None = unchanged."""
     if side is None or side >= images.shape[-1]:
@@ -140,6 +164,12 @@ def main() -> None:
     parser.add_argument("--aligner", choices=["dlib-chip", "fam"], required=True)
     parser.add_argument("--lfw", type=Path, default=Path("data/lfw"))
     parser.add_argument("--fam-size", type=int, default=256, help="aligned size for --aligner fam")
+    parser.add_argument(
+        "--aligned-dir",
+        type=Path,
+        default=None,
+        help="with --aligner fam: reuse a `fam align` output folder instead of aligning again",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -159,7 +189,10 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         print(f"aligned in {seconds:.0f} s; HOG found no face in {fallbacks} photos (centre box used)")
     else:
-        aligned, ok = align_fam(args.lfw / "images", keys, args.fam_size)
+        if args.aligned_dir is not None:
+            aligned, ok = read_fam_aligned(args.aligned_dir, keys)
+        else:
+            aligned, ok = align_fam(args.lfw / "images", keys, args.fam_size)
         print(f"aligned in {time.perf_counter() - t0:.0f} s; {int((~ok).sum())} photos rejected (score -inf)")
 
     results = {}

@@ -16,7 +16,7 @@ t0=$SECONDS
 
 if [[ ! -d data/lfw/images ]]; then
   step "dvc pull (LFW from the shared DVC remote)"
-  dvc pull
+  dvc pull data.dvc
 fi
 
 # People from params.yaml (read through fam.config: nothing else parses the YAML).

@@ -8,5 +8,5 @@ venv=$(bash scripts/setup_env.sh | tail -n 1)
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false
-dvc pull -q
+dvc pull -q data.dvc
 exec python -m pytest "$@"
