@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fam.config import load_params, parse_override
+from fam.cli.common import load_cli_params, params_options
 
 
 @click.command()
@@ -24,16 +24,11 @@ from fam.config import load_params, parse_override
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder: images/<person>/<stem>.png, manifest.csv, align_summary.json.",
 )
-@click.option(
-    "--params", "params_path", default="params.yaml", show_default=True, type=click.Path(path_type=Path)
-)
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting, e.g. align.size=128."
-)
 @click.option("--person", "persons", multiple=True, help="Only this person folder (repeatable).")
 @click.option("--resume", is_flag=True, help="Continue a previous run with the same settings.")
 @click.option("--force", is_flag=True, help="Discard a previous run's outputs in --out and redo it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
+@params_options
 def align(
     input_dir: Path,
     out_dir: Path,
@@ -48,7 +43,7 @@ def align(
     from fam.faces.align import align_dataset  # torch is imported only when the command runs
     from fam.models.factory import resolve_device
 
-    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    params = load_cli_params(params_path, overrides)
     device = resolve_device(params.runtime.device)
     summary = align_dataset(
         input_dir,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fam.config import load_params, parse_override
+from fam.cli.common import load_cli_params, params_options
 
 
 @click.command()
@@ -58,16 +58,7 @@ from fam.config import load_params, parse_override
 )
 @click.option("--key-env", default=None, help="environment variable holding that key as hex")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False))
-@click.option(
-    "--params", "params_path", default="params.yaml", type=click.Path(path_type=Path), show_default=True
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="override a setting, e.g. --set evaluate.attacks=[mapper]; repeatable",
-)
+@params_options
 def evaluate(
     aligned: Path,
     release: Path,
@@ -85,7 +76,7 @@ def evaluate(
     from fam.evaluate.runner import evaluate_release
     from fam.keys import load_key
 
-    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    params = load_cli_params(params_path, overrides)
     key = load_key(key_file, key_env) if (key_file or key_env) else None
     result = evaluate_release(
         aligned,
