@@ -102,9 +102,9 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
         loss_idp = loss_idp / count
         total = w.anonymity * loss_anon / n + w.consistency * loss_idp + w.attribute * loss_attr / n
         if step == 0:
-            first = float(total)
+            first = float(total.detach())
         if step == cfg.steps:
-            last = float(total)
+            last = float(total.detach())
             break
         total.backward()
         for opt in optimizers:
