@@ -119,10 +119,6 @@ def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
     return {p: data["ws"][i] for i, p in enumerate(data["paths"])}
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def protect_dataset(
     aligned_dir: str | Path,
     out_dir: str | Path,
