@@ -73,8 +73,10 @@ def consistency_loss(
 def attribute_loss(feat_protected: torch.Tensor, feat_real: torch.Tensor) -> torch.Tensor:
     """Eq. 4 per view: the L1 distance of attribute features, averaged over feature dimensions.
 
-    Averaging (as ``F.l1_loss`` does in the authors' code) keeps lambda_attr = 0.15 meaningful
-    whatever the feature width of the attribute encoder. Returns ``[B]``.
+    Averaging keeps lambda_attr = 0.15 meaningful whatever the feature width of the attribute
+    encoder. Note the scale: the authors' AttrLoss sums ``F.l1_loss`` over FaRL's 197 ViT tokens,
+    so with a FaRL encoder the same lambda weighs about 197x less here than in their code; scale
+    ``optimise.weights.attribute`` if you need their balance. Returns ``[B]``.
     """
     return (feat_protected - feat_real).abs().mean(dim=1)
 
