@@ -18,25 +18,14 @@ import yaml
 
 from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
+from tasks.validation import ALIGN_COLUMNS
 from tests.conftest import TINY_SETTINGS, make_face_folder
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]  # one Prefect server start (~15-40 s) + real flow runs
 
 PEOPLE = {"Alice": 3, "Bob": 2, "Carol": 1, "Dan": 2}  # protected
 OTHERS = {f"Other{i}": 2 for i in range(6)}  # aligned but not protected: impostors for thresholds
-ALIGN_HEADER = [
-    "input_path",
-    "person",
-    "status",
-    "reason",
-    "output_path",
-    "input_format",
-    "input_width",
-    "input_height",
-    "det_score",
-    "face_px",
-    "n_faces",
-]
+ALIGN_HEADER = list(ALIGN_COLUMNS)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks.validation import validate_input_manifest, validate_metrics, validate_release
+from tasks.validation import ALIGN_COLUMNS, validate_input_manifest, validate_metrics, validate_release
 
 pytestmark = pytest.mark.flow
 
@@ -82,21 +82,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     aligned.mkdir(parents=True, exist_ok=True)
     with open(aligned / "manifest.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            [
-                "input_path",
-                "person",
-                "status",
-                "reason",
-                "output_path",
-                "input_format",
-                "input_width",
-                "input_height",
-                "det_score",
-                "face_px",
-                "n_faces",
-            ]
-        )
+        w.writerow(ALIGN_COLUMNS)
         w.writerows(rows)
     (out / "release" / "release.json").write_text(json.dumps({"n_images": len(items)}))
     manifest = {
