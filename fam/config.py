@@ -122,7 +122,11 @@ class ReleaseConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    threads: int = 0  # torch intra-op threads; 0 = the physical cores
+    # auto = bf16 autocast where it is native and measured faster (CUDA; CPUs with AVX-512 BF16
+    # or AMX), fp32 elsewhere; weights stay fp32 (fam.runtime)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    modconv: Literal["auto", "fused", "split"] = "auto"  # auto: split on CPUs, fused on GPUs
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +298,6 @@ class PriorTrainingConfig:
     w_avg_beta: float = 0.995
     augment: tuple[Literal["color", "translation", "cutout"], ...] = ("color", "translation", "cutout")
     mirror: bool = True  # random horizontal flips of real faces
-    amp: bool = True  # bf16 autocast on CUDA only
     seed: int = 0
     kimg: float = 3000.0  # total length of training
     fid_every_kimg: float = 250.0  # 0 disables periodic FID

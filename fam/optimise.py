@@ -17,6 +17,7 @@ from fam.interfaces import AttributeEncoder, Generator, IdentityEncoder
 from fam.layers import LayerGroups
 from fam.losses import LossTerms, attribute_loss, total_loss
 from fam.mixing import mix
+from fam.runtime import Engine
 
 
 @dataclass(frozen=True)
@@ -49,31 +50,6 @@ class OptimiseResult:
     initial_terms: LossTerms  # per-group terms of the naive mix (step 0)
 
 
-def _losses(
-    x: torch.Tensor,
-    batch: ViewBatch,
-    emb_r: torch.Tensor,
-    feat_r: torch.Tensor,
-    identity: IdentityEncoder,
-    attribute: AttributeEncoder,
-    cfg: OptimiseConfig,
-) -> tuple[LossTerms, torch.Tensor, torch.Tensor]:
-    emb_p = identity.embed(x)
-    feat_p = attribute.features(x)
-    terms = total_loss(
-        emb_p,
-        emb_r,
-        feat_p,
-        feat_r,
-        batch.group_ids,
-        batch.num_groups,
-        cfg,
-        batch.anchors,
-        batch.anchor_group_ids,
-    )
-    return terms, emb_p, feat_p
-
-
 def protect_views(
     batch: ViewBatch,
     w_key: torch.Tensor,
@@ -83,17 +59,41 @@ def protect_views(
     groups: LayerGroups,
     mixing: MixingConfig,
     cfg: OptimiseConfig,
+    engine: Engine | None = None,  # precision of the forward passes (default fp32); latents stay fp32
 ) -> OptimiseResult:
     """Naive mixing (eq. 1) followed by ``cfg.steps`` Adam steps on eq. 5."""
     device = batch.w_real.device
+    engine = engine or Engine(device)
     images = batch.images.to(device)
     w0 = mix(batch.w_real, w_key.to(device), groups, mixing.mode).detach()
     opt_idx = torch.tensor(groups.indices(mixing.optimise_layers), device=device, dtype=torch.long)
 
+    def forward(ws: torch.Tensor) -> tuple[torch.Tensor, LossTerms, torch.Tensor, torch.Tensor]:
+        with engine.autocast():
+            x = generator.synthesis(ws)
+            emb_p = identity.embed(x)
+            feat_p = attribute.features(x)
+        # Losses in float32 whatever the forward precision (outside autocast, which would run
+        # the pairwise distances in bf16).
+        emb_p, feat_p = emb_p.float(), feat_p.float()
+        terms = total_loss(
+            emb_p,
+            emb_r,
+            feat_p,
+            feat_r,
+            batch.group_ids,
+            batch.num_groups,
+            cfg,
+            batch.anchors,
+            batch.anchor_group_ids,
+        )
+        return x.float(), terms, emb_p, feat_p
+
+    with torch.no_grad(), engine.autocast():
+        emb_r = identity.embed(images).float()
+        feat_r = attribute.features(images).float()
     with torch.no_grad():
-        emb_r = identity.embed(images)
-        feat_r = attribute.features(images)
-        initial_terms, _, _ = _losses(generator.synthesis(w0), batch, emb_r, feat_r, identity, attribute, cfg)
+        _, initial_terms, _, _ = forward(w0)
 
     param = w0.index_select(1, opt_idx).clone().requires_grad_(True)
     if cfg.steps > 0:
@@ -102,8 +102,7 @@ def protect_views(
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
         with torch.enable_grad():
             for _ in range(cfg.steps):
-                ws = w0.index_copy(1, opt_idx, param)
-                terms, _, _ = _losses(generator.synthesis(ws), batch, emb_r, feat_r, identity, attribute, cfg)
+                _, terms, _, _ = forward(w0.index_copy(1, opt_idx, param))
                 opt.zero_grad(set_to_none=True)
                 terms.total.backward()
                 opt.step()
@@ -111,8 +110,7 @@ def protect_views(
 
     with torch.no_grad():
         ws = w0.index_copy(1, opt_idx, param.detach())
-        x = generator.synthesis(ws)
-        terms, emb_p, feat_p = _losses(x, batch, emb_r, feat_r, identity, attribute, cfg)
+        x, terms, emb_p, feat_p = forward(ws)
         cos = torch.nn.functional.cosine_similarity(emb_p, emb_r, dim=1)
         view_attr = attribute_loss(feat_p, feat_r)
     return OptimiseResult(

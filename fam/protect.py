@@ -35,9 +35,10 @@ from fam.groups import plan_batches
 from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, png_bytes
 from fam.keys import Key, key_latent
 from fam.layers import resolve_groups
-from fam.models.factory import ModelBundle, build_models, resolve_device
+from fam.models.factory import ModelBundle, build_models
 from fam.optimise import ViewBatch, protect_views
 from fam.provenance import code_version
+from fam.runtime import resolve_engine
 
 MANIFEST_FORMAT = "fam-protect-manifest/v1"
 RELEASE_FORMAT = "fam-release/v1"
@@ -87,7 +88,15 @@ def prepare_out_dir(out_dir: Path, run_info: dict, resume: bool, force: bool) ->
                     f"{out_dir} is not empty and holds no fam run to resume; use another --out"
                 )
             old = json.loads(previous.read_text())
-            for field in ("key_fingerprint", "params_digest", "generator_id", "aligned_dir"):
+            fields = (
+                "key_fingerprint",
+                "params_digest",
+                "generator_id",
+                "aligned_dir",
+                "precision",
+                "modconv",
+            )
+            for field in fields:
                 if old.get(field) != run_info[field]:
                     raise OutputExistsError(
                         f"{out_dir} was started with a different {field.replace('_', ' ')}; "
@@ -141,11 +150,11 @@ def protect_dataset(
         )
     aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
     check_paths(aligned_dir, out_dir)
-    device = resolve_device(params.runtime.device)
-    if params.runtime.threads:
-        torch.set_num_threads(params.runtime.threads)
+    engine = resolve_engine(params.runtime)
+    device = engine.device
     models = models or build_models(params.models, device)
     gen = models.generator
+    engine.prepare(gen)
     groups = resolve_groups(params.layers, gen.num_ws)
 
     people, rejects = scan_aligned(aligned_dir, persons)
@@ -157,6 +166,9 @@ def protect_dataset(
         "params_digest": params.method_digest(),
         "generator_id": gen.generator_id,
         "aligned_dir": str(aligned_dir),
+        # Results are reproducible per precision and path (float rounding differs between them).
+        "precision": engine.precision,
+        "modconv": engine.modconv,
         **key.describe(),
     }
     done = prepare_out_dir(out_dir, run_info, resume, force)
@@ -192,6 +204,7 @@ def protect_dataset(
             groups,
             params.mixing,
             params.optimise,
+            engine,
         )
         for row, slot in enumerate(batch.slots):
             lg = local[slot.group]
@@ -354,9 +367,11 @@ def invert_dataset(
     target = out_dir / "inversions.pt"
     if target.exists() and not force:
         raise OutputExistsError(f"{target} exists; pass --force to recompute it")
-    device = resolve_device(params.runtime.device)
+    engine = resolve_engine(params.runtime)
+    device = engine.device
     models = models or build_models(params.models, device)
     gen = models.generator
+    engine.prepare(gen)
     people, rejects = scan_aligned(aligned_dir, persons)
     people, more = validate_people(people, gen.resolution)
     files = [f for p in people for f in p.files]

@@ -22,7 +22,7 @@ from tasks import protect as t
 
 @task(name="train-prior-chunk")
 def train_chunk(data: str, out_dir: str, params_path: str, overrides: dict[str, Any], kimg: float) -> dict:
-    from fam.models.factory import resolve_device
+    from fam.runtime import resolve_engine
     from fam.training.run_prior import train_prior_run
 
     params = t.settings(params_path, overrides)
@@ -31,7 +31,7 @@ def train_chunk(data: str, out_dir: str, params_path: str, overrides: dict[str, 
         params.training.prior,
         Path(data),
         Path(out_dir),
-        resolve_device(params.runtime.device),
+        resolve_engine(params.runtime),
         resume=resume,
         export=Path(out_dir) / "export",
         kimg=kimg,

@@ -49,11 +49,14 @@ def train_prior(data, out, resume, export, kimg, minutes, dry_run, lifeboat, par
     click.echo(json.dumps({"training.prior": _to_plain(cfg)}, indent=1))
     if dry_run:
         return
+    import torch
+
+    from fam.runtime import resolve_engine
     from fam.training.run_prior import train_prior_run
 
-    summary = train_prior_run(
-        cfg, data, out, resolve_device(params.runtime.device), resume, lifeboat, export, kimg, minutes
-    )
+    engine = resolve_engine(params.runtime)
+    click.echo(json.dumps({"engine": engine.describe(), "threads": torch.get_num_threads()}))
+    summary = train_prior_run(cfg, data, out, engine, resume, lifeboat, export, kimg, minutes)
     click.echo(json.dumps(asdict(summary)))
 
 

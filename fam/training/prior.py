@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from torch.nn import functional as F
 from fam.config import PriorTrainingConfig, _to_plain
 from fam.errors import InputError
 from fam.models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, seeded_noise
+from fam.runtime import Engine, fp32
 from fam.training import checkpoint as ckpt
 from fam.training.augment import diff_augment
 from fam.training.discriminator import Discriminator
@@ -63,8 +63,10 @@ class PriorTrainer:
         self,
         cfg: PriorTrainingConfig,
         images: torch.Tensor,  # uint8 [N, 3, R, R] training faces (already split-checked)
-        device: torch.device,
+        engine: Engine | torch.device,  # a bare device means fp32 with the fused modulation
     ) -> None:
+        engine = engine if isinstance(engine, Engine) else Engine(engine)
+        device = engine.device
         if (
             images.dtype != torch.uint8
             or images.ndim != 4
@@ -77,7 +79,9 @@ class PriorTrainer:
         self.cfg = cfg
         self.device = device
         self.images = images.to(device)
+        self.engine = engine
         self.G, self.D = build_networks(cfg)
+        engine.prepare(self.G)
         self.G.to(device).train()
         self.D.to(device).train()
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -87,11 +91,10 @@ class PriorTrainer:
         self.step = 0
         self.nimg = 0
         self.pl_mean = torch.zeros((), device=device)
-        self.amp = cfg.amp and device.type == "cuda"
 
     # ---------------------------------------------------------------------------------------
     def _autocast(self) -> Any:
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        return self.engine.autocast()
 
     def sample_ws(self, n: int, track_w_avg: bool = False) -> torch.Tensor:
         """``[n, num_ws, w_dim]`` with per-sample style mixing; optionally updates ``w_avg``."""
@@ -162,7 +165,8 @@ class PriorTrainer:
     def _r1_step(self, real: torch.Tensor) -> float:
         """Lazy R1 on the (augmented) real images, in float32 (second derivatives)."""
         x = real.detach().requires_grad_(True)
-        logits = self.D(self.augment(x))
+        with fp32(self.device):
+            logits = self.D(self.augment(x))
         (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
         penalty = grad.square().sum(dim=(1, 2, 3)).mean()
         loss = penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_interval

@@ -1,7 +1,8 @@
 """The time-boxed prior training run behind ``fam train-prior``.
 
 Stops cleanly when ``kimg`` images have been shown or ``minutes`` have passed (the device
-machine runs commands of at most 10 minutes), always leaving a full ``state.pt`` in ``out`` and,
+machine runs commands of at most 10 minutes), or when the file ``OUT/STOP`` appears (how a
+background run is ended on request), always leaving a full ``state.pt`` in ``out`` and,
 if asked, a lifeboat (fp16 pieces under 16 MiB, see :mod:`fam.training.checkpoint`) plus the
 log and a samples grid in ``export``.
 """
@@ -23,10 +24,12 @@ from fam.config import PriorTrainingConfig, _to_plain
 from fam.errors import InputError, OutputExistsError
 from fam.evaluate.fid import InceptionFeatures, fid_from_features
 from fam.models.stylegan2 import StyleGAN2Generator
+from fam.runtime import Engine
 from fam.training.pack import load_pack
 from fam.training.prior import PriorTrainer
 
 LOG_EVERY_STEPS = 50
+STOP_FILE = "STOP"  # create OUT/STOP to end a run cleanly after the current step (state saved)
 FID_BATCH = 100
 
 
@@ -75,7 +78,7 @@ def train_prior_run(
     cfg: PriorTrainingConfig,
     data: Path,  # packed train faces (fam.training.pack) at cfg.resolution
     out: Path,  # full state, log and FID cache; stays where training runs
-    device: torch.device,
+    engine: Engine | torch.device,  # resolved runtime settings (a bare device: fp32, fused)
     resume: bool = False,  # continue from out/state.pt, else from the lifeboat
     lifeboat: Path | None = None,  # a returned lifeboat folder, used when out/state.pt is absent
     export: Path | None = None,  # where to write the lifeboat, log copy and samples (device: $OUT)
@@ -92,9 +95,11 @@ def train_prior_run(
         raise InputError(
             f"{data} holds {pack.resolution} px faces; training.prior.resolution is {cfg.resolution}"
         )
+    engine = engine if isinstance(engine, Engine) else Engine(engine)
+    device = engine.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    trainer = PriorTrainer(cfg, pack.images, device)
+    trainer = PriorTrainer(cfg, pack.images, engine)
     resumed_from = "scratch"
     if resume:
         if state_file.is_file():
@@ -112,7 +117,8 @@ def train_prior_run(
                 "config": _to_plain(cfg),
                 "data": str(data),
                 "pack_meta": {k: v for k, v in pack.meta.items() if k != "rejects"},
-                "device": str(device),
+                "engine": engine.describe(),
+                "threads": torch.get_num_threads(),
             },
             indent=1,
         )
@@ -125,14 +131,22 @@ def train_prior_run(
     last_fid: float | None = None
     _log(
         log_file,
-        {"event": "start", "step": trainer.step, "kimg": trainer.nimg / 1000, "resumed_from": resumed_from},
+        {
+            "event": "start",
+            "step": trainer.step,
+            "kimg": trainer.nimg / 1000,
+            "resumed_from": resumed_from,
+            **engine.describe(),
+        },
     )
     t0, n0 = time.perf_counter(), trainer.nimg
     window_t, window_n = t0, trainer.nimg
     bar = tqdm(total=target, initial=min(trainer.nimg, target), unit="img", unit_scale=True, mininterval=5)
     # Keep ~1 step plus checkpoint time in hand so the call ends before the device kills it.
     margin = 30.0
-    while trainer.nimg < target and time.perf_counter() < deadline - margin:
+    stop_file = out / STOP_FILE
+    stop_file.unlink(missing_ok=True)  # a request left by an earlier run is not for this one
+    while trainer.nimg < target and time.perf_counter() < deadline - margin and not stop_file.exists():
         before = trainer.nimg
         stats = trainer.train_step()
         bar.update(trainer.nimg - before)
@@ -180,6 +194,7 @@ def train_prior_run(
             "seconds": round(seconds, 1),
             "img_per_s": round(rate, 1),
             "done": trainer.nimg >= target,
+            "stopped_on_request": stop_file.exists(),
         },
     )
     if export is not None:
