@@ -12,12 +12,17 @@ One identity group of 6 views x 50 steps (the single-image path: 1 real + 5 augm
   loops over the ViT tokens; our features are read as 16-wide tokens) and a Python double
   loop over the pairs of the consistency term.
 
-Both run from the same initial latents for the same number of steps, so the work is equal;
-the final losses are printed to show they optimise the same objective. Prints one line per
-configuration and, last, ``speedup=<x> peak_rss_mb=<y>`` (x = the smallest speed-up over
-the configurations; y = the process's peak resident memory).
+Three runs per resolution from the same initial latents for the same number of steps: the
+batched engine as it was (fp32, fused modulation), the batched engine with the resolved fast
+settings (``runtime.*`` = auto: precision and modulation path by hardware), and the loop
+structure on the same fast settings. Final losses are printed to show they optimise the same
+objective. Per resolution: ``s_per_group`` (fast engine, scaled to 50 steps if fewer ran) and
+``peak_fraction`` (benchmarks/machine.py). Last line:
+``speedup=<x> peak_rss_mb=<y> s_per_group=<s> peak_fraction=<f>`` (x = the smallest speed-up of
+the fast batched engine over the loop structure; y = the process's peak resident memory; s and f
+of the first resolution).
 
-    python benchmarks/bench_protect.py                       # 64 px and 256 px, CPU
+    python benchmarks/bench_protect.py --resolutions 64      # CPU
     python benchmarks/bench_protect.py --resolutions 1024 --device cuda --identity dlib
 """
 
@@ -27,18 +32,21 @@ import argparse
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fam.config import ModelSpec, parse_params
+from benchmarks.machine import conv_peak_flops, count_flops, machine_line
+from fam.config import ModelSpec, RuntimeConfig, parse_params
 from fam.keys import key_latent, research_key
 from fam.layers import resolve_groups
 from fam.losses import anonymity_loss
 from fam.models.factory import BuildContext, build
 from fam.optimise import ViewBatch, protect_views
+from fam.runtime import MODCONV_SETTINGS, PRECISIONS, Engine, resolve_engine
 
 TOKEN_DIM = 16  # attribute features read as tokens of this width (FaRL: 197 tokens of 768)
 CHANNELS = {
@@ -113,8 +121,9 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
 
 
 def run(
-    resolution: int, device: torch.device, identity: str, attribute: str, steps: int, views: int
-) -> float:
+    resolution: int, engine: Engine, identity: str, attribute: str, steps: int, views: int
+) -> dict[str, float]:
+    device = engine.device
     params = parse_params({"optimise": {"steps": steps}})
     gen_spec = ModelSpec(
         "stylegan2",
@@ -145,22 +154,33 @@ def run(
             torch.cuda.synchronize()
         return time.perf_counter() - t, out
 
-    t_batched, res = timed(
-        lambda: protect_views(batch, w_key, gen, ident, attr, groups, params.mixing, params.optimise)
-    )
-    t_loop, (first, last) = timed(
-        lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise)
-    )
-    speedup = t_loop / t_batched
+    def batched(eng: Engine, cfg=params.optimise):  # type: ignore[no-untyped-def]
+        eng.prepare(gen)
+        return protect_views(batch, w_key, gen, ident, attr, groups, params.mixing, cfg, eng)
+
+    t_orig, res_orig = timed(lambda: batched(Engine(device, "fp32", "fused")))
+    t_fast, res = timed(lambda: batched(engine))
+    with engine.autocast():
+        t_loop, (first, last) = timed(
+            lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise)
+        )
+    # FLOPs of the fast run: the steps-free part plus `steps` times one step.
+    f0 = count_flops(lambda: batched(engine, replace(params.optimise, steps=0)))
+    f1 = count_flops(lambda: batched(engine, replace(params.optimise, steps=1)))
+    flops = f0 + steps * (f1 - f0)
+    peak = flops / t_fast / conv_peak_flops(engine.precision, device)
+    s_per_group = t_fast * 50 / max(steps, 1)
     print(
         f"res={resolution} device={device} views={views} steps={steps} "
-        f"batched_s={t_batched:.2f} loop_s={t_loop:.2f} speedup={speedup:.2f} "
-        f"batched_s_per_image={t_batched / views:.3f} loop_s_per_image={t_loop / views:.3f} "
-        f"loss_batched={float(res.initial_terms.total):.4f}->{float(res.terms.total):.4f} "
+        f"original_s={t_orig:.2f} fast_s={t_fast:.2f} loop_s={t_loop:.2f} "
+        f"fast_vs_original={t_orig / t_fast:.2f} speedup_vs_loop={t_loop / t_fast:.2f} "
+        f"s_per_group={s_per_group:.2f} gflop={flops / 1e9:.1f} peak_fraction={peak:.2f} "
+        f"loss_original={float(res_orig.initial_terms.total):.4f}->{float(res_orig.terms.total):.4f} "
+        f"loss_fast={float(res.initial_terms.total):.4f}->{float(res.terms.total):.4f} "
         f"loss_loop={first:.4f}->{last:.4f}",
         flush=True,
     )
-    return speedup
+    return {"speedup": t_loop / t_fast, "s_per_group": s_per_group, "peak_fraction": peak}
 
 
 def main() -> None:
@@ -171,16 +191,18 @@ def main() -> None:
     ap.add_argument("--attribute", default="fam-attr")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--views", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="0: the physical cores")
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS)
+    ap.add_argument("--modconv", default="auto", choices=MODCONV_SETTINGS)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    speedups = [
-        run(r, device, args.identity, args.attribute, args.steps, args.views) for r in args.resolutions
-    ]
+    engine = resolve_engine(RuntimeConfig(args.device, args.threads, args.precision, args.modconv))
+    print(machine_line(engine), f"precision={engine.precision} modconv={engine.modconv}")
+    rows = [run(r, engine, args.identity, args.attribute, args.steps, args.views) for r in args.resolutions]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"speedup={min(speedups):.2f} peak_rss_mb={peak_mb:.0f}")
+    print(
+        f"speedup={min(r['speedup'] for r in rows):.2f} peak_rss_mb={peak_mb:.0f} "
+        f"s_per_group={rows[0]['s_per_group']:.2f} peak_fraction={rows[0]['peak_fraction']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,61 +1,73 @@
-"""Time prior training steps (G + D + lazy R1 + EMA) at the configured size on this machine.
+"""Prior training step (G + D + lazy R1 + EMA) at the configured size: the original engine
+(fused modulation, fp32) and the resolved fast one (``runtime.*`` = auto), side by side.
 
-    nice -n 10 python -m benchmarks.bench_train_step --steps 5 --batch 16
+    python -m benchmarks.bench_train_step --steps 6 --batch 32
 
-Prints parameter counts and images per second (after one warm-up step), to size GPU needs.
+Per engine: images/s (after one warm-up step; R1 every 4 steps, so it falls inside a short
+window: over-counts its 1/16 share, i.e. conservative), FLOPs per image and ``peak_fraction``
+(see benchmarks/machine.py). Last line: ``speedup=<x> images_per_s=<y> peak_fraction=<f>`` for
+the fast engine against the original.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import torch
 
-from fam.config import load_params
-from fam.models.factory import resolve_device
+from benchmarks.machine import conv_peak_flops, count_flops, machine_line
+from fam.cli.common import load_cli_params
+from fam.runtime import Engine, resolve_engine
 from fam.training.prior import PriorTrainer
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=None, help="default: training.prior.batch")
-    ap.add_argument("--device", default="auto")
-    args = ap.parse_args()
-    cfg = load_params().training.prior
-    if args.batch:
-        from dataclasses import replace
-
-        # r1_interval 4: R1 falls inside a short timed window (over-counts its 1/16 share: conservative)
-        cfg = replace(cfg, batch=args.batch, r1_interval=4)
-    device = resolve_device(args.device)
+def measure(cfg, engine: Engine, steps: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     images = torch.randint(0, 256, (256, 3, cfg.resolution, cfg.resolution), dtype=torch.uint8)
-    t = PriorTrainer(cfg, images, device)
-    t.train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    trainer = PriorTrainer(cfg, images, engine)
+    trainer.train_step()  # warm-up (oneDNN picks kernels on first use)
+    flops = count_flops(trainer.train_step) / cfg.batch  # one step without R1 (step % 4 != 0)
+    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
+    sync()
     t0 = time.perf_counter()
-    for _ in range(args.steps):
-        t.train_step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    sec = (time.perf_counter() - t0) / args.steps
-    print(
-        json.dumps(
-            {
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "resolution": cfg.resolution,
-                "batch": cfg.batch,
-                "g_params": sum(p.numel() for p in t.G.parameters()),
-                "d_params": sum(p.numel() for p in t.D.parameters()),
-                "seconds_per_step": round(sec, 3),
-                "images_per_s": round(cfg.batch / sec, 1),
-                "r1_interval_in_bench": cfg.r1_interval,
-            }
+    for _ in range(steps):
+        trainer.train_step()
+    sync()
+    ips = steps * cfg.batch / (time.perf_counter() - t0)
+    peak = conv_peak_flops(engine.precision, engine.device)
+    return {"images_per_s": ips, "gflop_per_image": flops / 1e9, "peak_fraction": ips * flops / peak}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=None, help="default: training.prior.batch")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="params override KEY=VALUE")
+    args = ap.parse_args()
+    params = load_cli_params(Path("params.yaml"), tuple(args.overrides))
+    cfg = replace(params.training.prior, r1_interval=4)
+    if args.batch:
+        cfg = replace(cfg, batch=args.batch)
+    fast = resolve_engine(params.runtime)
+    base = Engine(fast.device, "fp32", "fused")
+    print(machine_line(fast))
+    print(f"config: {cfg.resolution} px, widths {dict(cfg.channels)}, batch {cfg.batch}")
+    results = {}
+    for name, engine in (("original", base), ("fast", fast)):
+        r = measure(cfg, engine, args.steps)
+        results[name] = r
+        print(
+            f"{name}: precision={engine.precision} modconv={engine.modconv} "
+            f"images_per_s={r['images_per_s']:.1f} gflop_per_image={r['gflop_per_image']:.2f} "
+            f"peak_fraction={r['peak_fraction']:.2f}",
+            flush=True,
         )
+    f = results["fast"]
+    print(
+        f"speedup={f['images_per_s'] / results['original']['images_per_s']:.2f} "
+        f"images_per_s={f['images_per_s']:.1f} peak_fraction={f['peak_fraction']:.2f}"
     )
 
 

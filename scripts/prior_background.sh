@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The embedded prior's long CPU training, run in the background across working sessions.
+#
+#   bash scripts/prior_background.sh start [MINUTES]   # detached, nice 19, resumes the state
+#   bash scripts/prior_background.sh status            # last log lines, kimg, images/s
+#   bash scripts/prior_background.sh stop              # clean stop: state + lifeboat + samples saved
+#   bash scripts/prior_background.sh lifeboat DIR      # copy the fp16 lifeboat (to commit) into DIR
+#
+# State lives outside the repository, in $FAM_PRIOR_HOME (default ~/.cache/fam/prior):
+#   run/      full training state (state.pt: exact resume), log.jsonl, FID cache
+#   export/   lifeboat (prior.pt, g_fp16.pt, d_fp16.pt, meta.pt), samples.png, log copy
+#   train.log stdout/stderr of the runs
+# A machine that lost that folder resumes from the committed lifeboat (training/lifeboat/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+home="${FAM_PRIOR_HOME:-$HOME/.cache/fam/prior}"
+pack="${FAM_PRIOR_PACK:-$HOME/.cache/fam/packed/lfw64_q90.npz}"
+committed=training/lifeboat
+mkdir -p "$home"
+venv=$(bash scripts/setup_env.sh | tail -n 1)
+
+case "${1:-status}" in
+  start)
+    minutes="${2:-600}"
+    if pgrep -f "fam train-prior.*$home/run" >/dev/null; then echo "already running"; exit 0; fi
+    [[ -f "$pack" ]] || { echo "no pack at $pack: build it with benchmarks/pack_dataset.py (docs/training.md)"; exit 2; }
+    resume=()
+    if [[ -f "$home/run/state.pt" ]]; then resume=(--resume)
+    elif [[ -d "$home/export" && -f "$home/export/meta.pt" ]]; then resume=(--resume --lifeboat "$home/export")
+    elif [[ -f "$committed/meta.pt" ]]; then resume=(--resume --lifeboat "$committed")
+    fi
+    echo "== $(date -u +%FT%TZ) start (${resume[*]:-scratch}), $minutes min" >> "$home/train.log"
+    PYTHONUNBUFFERED=1 nohup nice -n 19 "$venv/bin/fam" train-prior --data "$pack" --out "$home/run" \
+      --export "$home/export" --minutes "$minutes" "${resume[@]}" "${@:3}" >> "$home/train.log" 2>&1 &
+    echo "started (pid $!); log: $home/train.log"
+    ;;
+  stop)
+    if ! pgrep -f "fam train-prior.*$home/run" >/dev/null; then echo "not running"; exit 0; fi
+    touch "$home/run/STOP"
+    while pgrep -f "fam train-prior.*$home/run" >/dev/null; do sleep 2; done
+    echo "stopped; $(tail -n 1 "$home/run/log.jsonl")"
+    ;;
+  status)
+    pgrep -fa "fam train-prior.*$home/run" || echo "not running"
+    [[ -f "$home/run/log.jsonl" ]] && tail -n 3 "$home/run/log.jsonl"
+    ;;
+  lifeboat)
+    dest="${2:-$committed}"
+    mkdir -p "$dest"
+    cp "$home/export/prior.pt" "$home/export/g_fp16.pt" "$home/export/d_fp16.pt" "$home/export/meta.pt" "$dest/"
+    du -sh "$dest"
+    ;;
+  *) echo "usage: $0 start [MINUTES] | stop | status | lifeboat [DIR]"; exit 2 ;;
+esac
