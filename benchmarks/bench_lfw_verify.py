@@ -16,8 +16,13 @@ Aligners:
 Degradation: the aligned faces are also downsampled (antialiased) to 128 and 64 px and
 resampled back up for the network.
 
+Precision: ``--precision bf16`` runs the network under bf16 autocast (as ``runtime.precision``
+does in protection); ``--precision fp32,bf16`` scores both side by side, for the check that bf16
+keeps the accuracy within 0.1 pp.
+
 Usage: ``nice -n 10 python benchmarks/bench_lfw_verify.py --aligner dlib-chip``
-Last line: ``lfw_acc=<full> lfw_acc_128=<x> lfw_acc_64=<y>``.
+Last line: ``lfw_acc=<full> lfw_acc_128=<x> lfw_acc_64=<y>`` (of the last precision; each side
+given with ``--sides``).
 """
 
 from __future__ import annotations
@@ -142,9 +147,14 @@ def degrade(images: torch.Tensor, side: int | None) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def descriptors(aligned: np.ndarray, aligner: str, side: int | None, batch_size: int) -> np.ndarray:
+def descriptors(
+    aligned: np.ndarray, aligner: str, side: int | None, batch_size: int, precision: str = "fp32"
+) -> np.ndarray:
     """Raw dlib descriptors [N, 128] of the aligned faces after degradation to ``side``."""
     from fam.faces.dlib_resnet import DlibIdentityEncoder, load_dlib_resnet_module
+    from fam.runtime import Engine
+
+    engine = Engine(torch.device("cpu"), precision)  # type: ignore[arg-type]
 
     net = load_dlib_resnet_module()
     encoder = DlibIdentityEncoder(net)
@@ -152,10 +162,11 @@ def descriptors(aligned: np.ndarray, aligner: str, side: int | None, batch_size:
     for start in range(0, len(aligned), batch_size):
         x = torch.from_numpy(aligned[start : start + batch_size]).permute(0, 3, 1, 2).float()
         x = degrade(x, side)
-        if aligner == "dlib-chip":
-            out.append(net(x))  # chips are already dlib's 150 px input, 0..255
-        else:
-            out.append(encoder.descriptors(x / 127.5 - 1.0))  # the fixed template crop
+        with engine.autocast():
+            if aligner == "dlib-chip":
+                out.append(net(x).float())  # chips are already dlib's 150 px input, 0..255
+            else:
+                out.append(encoder.descriptors(x / 127.5 - 1.0).float())  # the fixed template crop
     return torch.cat(out).numpy()
 
 
@@ -172,6 +183,8 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or a comma list (fp32,bf16)")
+    parser.add_argument("--sides", default="full,128,64", help="comma list of full, 128, 64")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -195,10 +208,13 @@ def main() -> None:
             aligned, ok = align_fam(args.lfw / "images", keys, args.fam_size)
         print(f"aligned in {time.perf_counter() - t0:.0f} s; {int((~ok).sum())} photos rejected (score -inf)")
 
-    results = {}
-    for label, side in (("full", None), ("128", 128), ("64", 64)):
+    results: dict[str, float] = {}
+    sides = {"full": None, "128": 128, "64": 64}
+    runs = [(p, label) for p in args.precision.split(",") for label in args.sides.split(",")]
+    for precision, label in runs:
+        side = sides[label]
         t0 = time.perf_counter()
-        raw = descriptors(aligned, args.aligner, side, args.batch_size)
+        raw = descriptors(aligned, args.aligner, side, args.batch_size, precision)
         unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
         cosine = np.sum(unit[ia] * unit[ib], axis=1)
         valid = ok[ia] & ok[ib]
@@ -209,11 +225,12 @@ def main() -> None:
         neg_l2 = ten_fold_accuracy(np.where(valid, -l2, -np.inf), same, fold)
         norms = np.linalg.norm(raw, axis=1)
         print(
-            f"[{label}] 10-fold acc (cosine) {results[label]:.4f}; (raw L2) {neg_l2:.4f}; "
+            f"[{precision} {label}] 10-fold acc (cosine) {results[label]:.4f}; (raw L2) {neg_l2:.4f}; "
             f"dlib rule L2<0.6 {fixed:.4f}; descriptor norm {norms.mean():.3f}+-{norms.std():.3f}; "
             f"{time.perf_counter() - t0:.0f} s"
         )
-    print(f"lfw_acc={results['full']:.4f} lfw_acc_128={results['128']:.4f} lfw_acc_64={results['64']:.4f}")
+    names = {"full": "lfw_acc", "128": "lfw_acc_128", "64": "lfw_acc_64"}
+    print(" ".join(f"{names[label]}={acc:.4f}" for label, acc in results.items()))
 
 
 if __name__ == "__main__":

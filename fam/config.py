@@ -278,13 +278,14 @@ class PriorTrainingConfig:
     """StyleGAN2 prior training for small data (docs/training.md)."""
 
     resolution: int = 64
-    # Widths per resolution; the planned ~4.5M-parameter generator. The discriminator mirrors them.
+    # Widths per resolution (G 3.4M, D 3.5M parameters), sized to CPU training: docs/training.md.
+    # The discriminator mirrors them.
     channels: Mapping[int, int] = field(
-        default_factory=lambda: types.MappingProxyType({4: 256, 8: 256, 16: 256, 32: 128, 64: 64})
+        default_factory=lambda: types.MappingProxyType({4: 256, 8: 256, 16: 128, 32: 64, 64: 32})
     )
     w_dim: int = 256
     n_mlp: int = 8
-    batch: int = 64
+    batch: int = 32
     g_lr: float = 0.0025
     d_lr: float = 0.0025
     betas: tuple[float, float] = (0.0, 0.99)  # beta1 = 0 as in StyleGAN2

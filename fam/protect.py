@@ -338,6 +338,8 @@ def _assemble(
         "code_version": run_info["code_version"],
         "params_digest": run_info["params_digest"],
         "generator_id": run_info["generator_id"],
+        "precision": run_info["precision"],
+        "modconv": run_info["modconv"],
         "key_fingerprint": run_info["key_fingerprint"],
         "key_kind": run_info["key_kind"],
         "n_images": len(items),

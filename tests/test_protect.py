@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,17 @@ def test_no_overwrite_resume_and_force(face_folder, params, tmp_path):
         protect_dataset(face_folder, out, research_key(2), params, progress=False, resume=True)
     s = protect_dataset(face_folder, out, research_key(2), params, progress=False, force=True)
     assert s.n_resumed_persons == 0 and _release_bytes(out).keys() != before.keys()
+
+
+def test_resume_refuses_another_precision_or_modulation_path(face_folder, params, tmp_path):
+    out = tmp_path / "out"
+    fp32 = replace(params, runtime=replace(params.runtime, precision="fp32", modconv="split"))
+    protect_dataset(face_folder, out, research_key(1), fp32, progress=False)
+    run = json.loads((out / ".fam" / "run.json").read_text())
+    assert (run["precision"], run["modconv"]) == ("fp32", "split")
+    fused = replace(fp32, runtime=replace(fp32.runtime, modconv="fused"))
+    with pytest.raises(OutputExistsError, match="different modconv"):
+        protect_dataset(face_folder, out, research_key(1), fused, progress=False, resume=True)
 
 
 def test_crash_then_resume_is_byte_identical(face_folder, params, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from fam.models import factory
 from fam.training.encoder import EncoderTrainer, load_prior
 from fam.training.encoder_net import encoder_checkpoint
 from fam.training.pack import load_pack, pack_faces
+from fam.runtime import Engine
 from fam.training.prior import PriorTrainer
 from fam.training.splits import check_trainable, heldout_score, load_split
 
@@ -116,11 +117,17 @@ def test_prior_steps_are_finite_and_ema_and_w_avg_move() -> None:
     assert t.nimg == 12 and t.samples(4).shape == (4, 3, 32, 32)
 
 
-def test_prior_resume_from_full_state_repeats_the_next_step_exactly(tmp_path: Path) -> None:
-    cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
+@pytest.mark.unit
+@pytest.mark.parametrize(("precision", "modconv"), [("fp32", "fused"), ("fp32", "split"), ("bf16", "split")])
+def test_prior_resume_from_full_state_repeats_the_next_step_exactly(
+    tmp_path: Path, precision: str, modconv: str
+) -> None:
+    cfg, faces = tiny_prior_cfg(), random_faces()
+    cpu = Engine(torch.device("cpu"), precision, modconv)  # type: ignore[arg-type]
     a = PriorTrainer(cfg, faces, cpu)
     a.train_step()
-    a.train_step()
+    stats = a.train_step()
+    assert all(np.isfinite(v) for v in stats.values())
     a.save(tmp_path / "state.pt")
     want = a.train_step()
     b = PriorTrainer(cfg, faces, cpu)

@@ -88,7 +88,9 @@ def fused_leaky_relu(
     scale: float = SQRT2,  # keeps the activation's second moment at 1 (He gain)
 ) -> torch.Tensor:
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    return F.leaky_relu(x + bias.view(shape), negative_slope) * scale
+    # In x's dtype: under bf16 autocast a float32 bias would promote every activation to float32
+    # and the next convolution would cast it back (two extra passes over the largest tensors).
+    return F.leaky_relu(x + bias.view(shape).to(x.dtype), negative_slope) * scale
 
 
 def make_fir_kernel(taps: tuple[int, ...] = BLUR_KERNEL, gain: float = 1.0) -> torch.Tensor:
@@ -259,7 +261,7 @@ class NoiseStrength(nn.Module):
             self.weight.zero_()
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return x + self.weight * noise
+        return x + (self.weight * noise).to(x.dtype)
 
 
 class BiasLeakyReLU(nn.Module):

@@ -57,7 +57,7 @@ class EqualConv2d(nn.Module):
             x = F.conv2d(x, w, padding=self.kernel // 2)
         if self.activate:
             return fused_leaky_relu(x, self.bias if self.bias is not None else x.new_zeros(x.shape[1]))
-        return x if self.bias is None else x + self.bias.view(1, -1, 1, 1)
+        return x if self.bias is None else x + self.bias.view(1, -1, 1, 1).to(x.dtype)
 
 
 class DiscriminatorBlock(nn.Module):
