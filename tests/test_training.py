@@ -13,10 +13,10 @@ from PIL import Image
 from fam.config import EncoderTrainingConfig, ModelSpec, PriorTrainingConfig
 from fam.errors import InputError
 from fam.models import factory
+from fam.runtime import Engine
 from fam.training.encoder import EncoderTrainer, load_prior
 from fam.training.encoder_net import encoder_checkpoint
 from fam.training.pack import load_pack, pack_faces
-from fam.runtime import Engine
 from fam.training.prior import PriorTrainer
 from fam.training.splits import check_trainable, heldout_score, load_split
 
