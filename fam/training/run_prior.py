@@ -139,6 +139,7 @@ def train_prior_run(
             "kimg": trainer.nimg / 1000,
             "resumed_from": resumed_from,
             **engine.describe(),
+            **({"notes": trainer.notes} if trainer.notes else {}),
         },
     )
     t0, n0 = time.perf_counter(), trainer.nimg
