@@ -17,11 +17,11 @@ home="${FAM_PRIOR_HOME:-$HOME/.cache/fam/prior}"
 pack="${FAM_PRIOR_PACK:-$HOME/.cache/fam/packed/lfw64_q90.npz}"
 committed=training/lifeboat
 mkdir -p "$home"
-venv=$(bash scripts/setup_env.sh | tail -n 1)
 
 case "${1:-status}" in
   start)
     minutes="${2:-600}"
+    venv=$(bash scripts/setup_env.sh | tail -n 1)
     if pgrep -f "fam train-prior.*$home/run" >/dev/null; then echo "already running"; exit 0; fi
     [[ -f "$pack" ]] || { echo "no pack at $pack: build it with benchmarks/pack_dataset.py (docs/training.md)"; exit 2; }
     resume=()
