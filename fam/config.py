@@ -66,7 +66,7 @@ class KeyConfig:
 @dataclass(frozen=True)
 class MixingConfig:
     # paper: eq. 1 [real coarse | key identity | real fine];
-    # authors_code: [key coarse | real identity | real fine] (their public code, NOTES.md s.5)
+    # authors_code: [key coarse | real identity | real fine] (docs/reference.md)
     mode: Literal["paper", "authors_code"] = "paper"
     optimise_layers: tuple[Literal["coarse", "identity", "fine"], ...] = ("identity",)
 
@@ -189,7 +189,7 @@ class EvaluateConfig:
     # FR evaluators (fam.recognizers names); options go beside the name, e.g. weight paths
     recognizers: tuple[ModelSpec, ...] = (ModelSpec("dlib"),)
     fmrs: tuple[float, ...] = (1e-3, 1e-4, 1e-5)  # FMR 0.1 %, 0.01 %, 0.001 %
-    min_impostor_pairs: int = 300_000  # NOTES.md s.6: 3e5+ for a stable FMR 1e-5 threshold
+    min_impostor_pairs: int = 300_000  # 3e5+ for a stable FMR 1e-5 threshold (docs/reference.md)
     threshold_max_images: int = 4000  # cap on clean impostor-set images (deterministic pick)
     literature_thresholds: bool = False  # also report PSR at the fixed published table
     unlinkability_bins: int = 100  # Gomez-Barrero density histogram bins

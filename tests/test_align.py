@@ -196,7 +196,7 @@ def test_refuses_foreign_or_overlapping_output(tmp_path: Path) -> None:
 
 def _lfw_face() -> np.ndarray:
     if not LFW_FACE.is_file():
-        pytest.fail(f"{LFW_FACE} is missing: run `dvc pull` (see NOTES.md section 3)")
+        pytest.fail(f"{LFW_FACE} is missing: run `dvc pull` (see docs/reference.md, face data)")
     return np.asarray(Image.open(LFW_FACE).convert("RGB"))
 
 

@@ -20,7 +20,7 @@ def detector() -> FaceDetector:
 
 def _face() -> np.ndarray:
     if not LFW_FACE.is_file():
-        pytest.fail(f"{LFW_FACE} is missing: run `dvc pull` (NOTES.md section 3)")
+        pytest.fail(f"{LFW_FACE} is missing: run `dvc pull` (docs/reference.md, face data)")
     return np.asarray(Image.open(LFW_FACE).convert("RGB"))
 
 

@@ -563,7 +563,7 @@ def _render(
     if lit:
         parts += [
             "",
-            "Literature table (comparison only, NOTES.md s.6):",
+            "Literature table (comparison only, docs/reference.md, evaluation conventions):",
             "",
             report.thresholds_table(lit, fmrs),
         ]

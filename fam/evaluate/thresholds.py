@@ -18,7 +18,7 @@ from fam.errors import InputError
 
 THRESHOLDS_FORMAT = "fam-thresholds/v1"
 
-# NOTES.md section 6: the cosine table many face-privacy codebases copy, of unknown origin.
+# The cosine table many face-privacy codebases copy, of unknown origin (docs/reference.md).
 # Only meaningful for these exact models and only for comparison with published numbers.
 LITERATURE_THRESHOLDS: dict[str, dict[float, float]] = {
     "arcface-ir152": {1e-3: 0.094632, 1e-4: 0.166788, 1e-5: 0.227922},

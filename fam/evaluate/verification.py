@@ -1,7 +1,7 @@
 """Protection success rate and verification statistics (ROC, EER, AUC).
 
 Convention: a comparison *matches* when its similarity is ``>= threshold``. PSR is the share of
-comparisons that do NOT match (NOTES.md section 6).
+comparisons that do NOT match (docs/reference.md, evaluation conventions).
 """
 
 from __future__ import annotations

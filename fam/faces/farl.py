@@ -6,7 +6,7 @@ and the text tower beside it. We build OpenAI CLIP's ``VisionTransformer`` layou
 conv without bias, class token, 197 positions, ``ln_pre``, 12 residual attention blocks with
 QuickGELU MLPs, ``ln_post``, a 768 -> 512 projection) and load the ``visual.`` keys strictly:
 a missing, unexpected or mis-shaped key is an error, never a silently random layer. The text
-tower is ignored. No weights ship here (NOTES.md section 1): the user gives the path and pins
+tower is ignored. No weights ship here (docs/reference.md): the user gives the path and pins
 its sha256 in ``params.yaml``::
 
     models:
