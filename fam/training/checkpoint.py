@@ -1,14 +1,15 @@
-"""Atomic checkpoint files, and their split into pieces the device tool can return.
+"""Atomic checkpoint files, and the compact "lifeboat" that carries training to another machine.
 
 Two forms of the same training state:
 
 - ``state.pt`` (full): every tensor in float32, both optimisers and the RNG state. Resuming from
-  it gives bit-identical next steps. It stays on the device machine between calls (it exceeds
-  the 16 MiB per returned file for the planned model).
-- the "lifeboat" (``lifeboat/``): each network's weights in float16, one file per network (each
-  well under 16 MiB), plus a small ``meta.pt`` with counters and RNG state. It comes back after
-  every device call, so training survives losing the machine; resuming from it restarts the Adam
-  moments (with beta1 = 0 and beta2 = 0.99 they re-estimate within ~100 steps).
+  it gives bit-identical next steps. It stays where training runs (~100 MB for the prior).
+- the "lifeboat" (``lifeboat/``): each network's weights in float16, one file per network, plus a
+  small ``meta.pt`` with counters and RNG state. It is what moves: committed to the repository
+  between CPU training sessions (so a replaced machine loses little), or brought back from a
+  remote GPU run (whose returned files are capped, hence the per-file limit below). Resuming from
+  it restarts the Adam moments (with beta1 = 0 and beta2 = 0.99 they re-estimate within ~100
+  steps).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from fam.errors import InputError
 
-RETURN_LIMIT = 16 * 2**20  # bytes per file the device tool returns
+RETURN_LIMIT = 16 * 2**20  # bytes per lifeboat file: what a remote GPU run may return per file
 
 
 def atomic_save(obj: Any, path: Path) -> None:
