@@ -174,15 +174,21 @@ def fp32(device: torch.device) -> Iterator[None]:
         yield
 
 
+def _cpu_list_size(text: str) -> int:
+    """Number of CPUs in a kernel CPU list such as ``0-1,64-65`` or ``0,64``."""
+    total = 0
+    for part in filter(None, text.strip().split(",")):
+        lo, _, hi = part.partition("-")
+        total += int(hi or lo) - int(lo) + 1
+    return total
+
+
 def physical_cores() -> int:
     """Physical cores available to this process (hyper-threads share one core's vector units)."""
     logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list").read_text()
-        per_core = len([part for part in siblings.strip().split(",") if part]) or 1
-        if "-" in siblings:
-            lo, hi = siblings.strip().split("-")
-            per_core = int(hi) - int(lo) + 1
+        per_core = max(1, _cpu_list_size(siblings))
     except (OSError, ValueError):
         per_core = 1
     return max(1, logical // per_core)

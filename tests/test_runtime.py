@@ -137,5 +137,12 @@ def test_runtime_settings_parse_and_resolve(monkeypatch: pytest.MonkeyPatch) -> 
         runtime.apply_threads(-4)
 
 
+def test_cpu_list_sizes() -> None:
+    assert runtime._cpu_list_size("0-1\n") == 2
+    assert runtime._cpu_list_size("0,64") == 2
+    assert runtime._cpu_list_size("0-1,64-65") == 4
+    assert runtime._cpu_list_size("3") == 1
+
+
 def test_physical_cores_is_positive() -> None:
     assert 1 <= runtime.physical_cores() <= (torch.get_num_threads() * 4 + 64)
