@@ -16,13 +16,14 @@ convolution before it (one pass fewer over every activation) and turns gradients
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from fam.models.tf_padding import same_pad
 
 WEIGHTS_NAME = "efficientnet-lite0-imagenet"
 BN_EPS = 1e-3  # TF's batch-norm epsilon, which the ported statistics assume
@@ -69,10 +70,7 @@ class SameConv2d(nn.Conv2d):
         k, s = self.kernel_size[0], self.stride[0]
         if s == 1:  # odd kernels: SAME is symmetric, and conv2d's own padding is cheaper than F.pad
             return F.conv2d(x, self.weight, self.bias, 1, k // 2, 1, self.groups)
-        h, w = x.shape[-2:]
-        ph = max((math.ceil(h / s) - 1) * s + k - h, 0)
-        pw = max((math.ceil(w / s) - 1) * s + k - w, 0)
-        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        x = same_pad(x, (k, k), (s, s))
         return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
 
 
