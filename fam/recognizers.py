@@ -14,6 +14,8 @@ Registered names (``available()``):
   threshold is re-estimated from impostor scores by the evaluation (see docs/face_models.md).
 - ``arcface-irse50`` / ``arcface-ir152``: ArcFace backbones (``fam.models.irse``), user weights.
 - ``facenet``: FaceNet InceptionResnetV1 (``fam.faces.facenet``), user weights.
+- ``faceres``: HSE FaceRec MobileNet (``fam.faces.faceres``), fetched by scripts/fetch_faceres.sh;
+  never used by a loss, so it scores as a true black box.
 
 User weights are passed as ``path`` + ``sha256`` and checked by :mod:`fam.weights`.
 """
@@ -172,7 +174,14 @@ def _facenet(opts: RecognizerOptions) -> TemplateRecognizer:
     )
 
 
+def _faceres(opts: RecognizerOptions) -> TemplateRecognizer:
+    from fam.faces.faceres import build_recognizer  # lazy: the TF.js graph reader loads when asked
+
+    return build_recognizer(opts)
+
+
 register("dlib", _dlib)
 register("arcface-irse50", _arcface(50))
 register("arcface-ir152", _arcface(152))
 register("facenet", _facenet)
+register("faceres", _faceres)

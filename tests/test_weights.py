@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,21 @@ def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
     assert "zz-test-model  [corrupt]" in result.output
     assert "hash mismatch; reinstall the test package" in result.output
     assert "1 package model file(s) fail their sha256 check" in result.output
+
+
+@pytest.mark.unit
+def test_fetched_files_are_looked_up_where_their_script_puts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = (Path(__file__).resolve().parent.parent / "scripts" / "fetch_faceres.sh").read_text()
+    pins = dict(re.findall(r"\[(faceres\.\w+)\]=([0-9a-f]{64})", script))
+    assert set(pins) == {"faceres.json", "faceres.bin"}
+    for part, file in (("graph", "faceres.json"), ("weights", "faceres.bin")):
+        entry = weights.get(f"faceres-{part}")
+        assert entry.source == "fetched" and entry.sha256 == pins[file]  # one pin, in both places
+        monkeypatch.setenv("FAM_MODELS_DIR", str(tmp_path / "models"))
+        assert weights.locate(entry) == tmp_path / "models" / "faceres" / file
+        monkeypatch.delenv("FAM_MODELS_DIR")
+        monkeypatch.setenv("FAM_CACHE_DIR", str(tmp_path / "cache"))
+        assert weights.locate(entry) == tmp_path / "cache" / "models" / "faceres" / file
+        assert weights.status(entry)[0] == "missing"

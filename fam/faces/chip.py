@@ -46,8 +46,9 @@ class CropTemplate:
 DLIB_150 = CropTemplate("dlib", 150, ((0.68762, -0.00847, 0.00544), (0.00847, 0.68762, 0.20559)))
 ARCFACE_112 = CropTemplate("arcface", 112, ((0.77271, -0.00584, 0.00583), (0.00584, 0.77271, -0.01128)))
 FACENET_160 = CropTemplate("facenet", 160, ((0.5546, -0.0147, -0.0033), (0.01113, 0.7281, 0.10752)))
+FACERES_224 = CropTemplate("faceres", 224, ((0.8, 0.0, 0.0), (0.0, 0.8, 0.1)))
 
-TEMPLATES: dict[str, CropTemplate] = {t.name: t for t in (DLIB_150, ARCFACE_112, FACENET_160)}
+TEMPLATES: dict[str, CropTemplate] = {t.name: t for t in (DLIB_150, ARCFACE_112, FACENET_160, FACERES_224)}
 
 
 def crop_to_template(images: torch.Tensor, template: CropTemplate) -> torch.Tensor:
