@@ -1,10 +1,16 @@
-"""LFW verification accuracy of our PyTorch dlib face recognition network (10-fold, 6,000 pairs).
+"""LFW verification accuracy of a face recognition evaluator (10-fold, 6,000 pairs).
 
 Protocol (LFW View 2, ``pairs.txt``): 10 folds of 300 same + 300 different pairs; for each
 fold the similarity threshold that maximises accuracy on the other 9 folds is applied to it;
-the mean over folds is reported. Scores are the cosine of L2-normalised descriptors, as the
-``dlib`` evaluator of ``fam.recognizers`` computes them; the accuracy of dlib's own rule (raw
-descriptor L2 < 0.6) is printed as well.
+the mean over folds is reported. Scores are the cosine of L2-normalised embeddings, as the
+evaluators of ``fam.recognizers`` compute them (``--recognizer``, default ``dlib``). For dlib the
+accuracy of dlib's own rule (raw descriptor L2 < 0.6) is printed as well.
+
+Development pairs (LFW View 1, ``--pairs pairsDevTrain.txt`` / ``pairsDevTest.txt``: one set of
+same + different pairs) are for choosing settings, such as an evaluator's crop: there the
+accuracy at the best threshold on the set itself is printed. ``--crops SCALE:CY,...`` replaces
+the evaluator's crop template by square crops of half-width SCALE centred at (0, CY), in the
+aligned image's normalised coordinates (``fam.faces.chip``), one result row per crop.
 
 Aligners:
 - ``dlib-chip`` (reference): dlib HOG detector + 5-point predictor + ``get_face_chip`` (150 px,
@@ -20,9 +26,12 @@ Precision: ``--precision bf16`` runs the network under bf16 autocast (as ``runti
 does in protection); ``--precision fp32,bf16`` scores both side by side, for the check that bf16
 keeps the accuracy within 0.1 pp.
 
-Usage: ``nice -n 10 python benchmarks/bench_lfw_verify.py --aligner dlib-chip``
-Last line: ``lfw_acc=<full> lfw_acc_128=<x> lfw_acc_64=<y>`` (of the last precision; each side
-given with ``--sides``).
+``--aligner dlib-chip`` is dlib's own pipeline and serves ``--recognizer dlib`` only.
+
+Usage: ``nice -n 10 python benchmarks/bench_lfw_verify.py --aligner dlib-chip``, or for another
+evaluator on faces `fam align` wrote: ``... --aligner fam --aligned-dir DIR --recognizer faceres``.
+Last line: ``lfw_acc=<full> lfw_acc_128=<x> lfw_acc_64=<y>`` (of the last precision and crop;
+each side given with ``--sides``).
 """
 
 from __future__ import annotations
@@ -36,11 +45,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from fam.faces.chip import CropTemplate
+from fam.interfaces import FaceRecognizer
+
 
 def read_pairs(pairs_file: Path) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
     """-> (pairs of image keys ``Name/Name_NNNN``, same-person flags [6000], fold ids [6000])."""
     lines = pairs_file.read_text().split("\n")
-    folds, per = (int(v) for v in lines[0].split())
+    header = [int(v) for v in lines[0].split()]  # View 2: "folds per-fold"; View 1: "per" (one set)
+    folds, per = (header[0], header[1]) if len(header) == 2 else (1, header[0])
     pairs, same, fold = [], [], []
     rows = [line.split() for line in lines[1:] if line.strip()]
     if len(rows) != folds * 2 * per:
@@ -56,22 +69,33 @@ def read_pairs(pairs_file: Path) -> tuple[list[tuple[str, str]], np.ndarray, np.
     return pairs, np.array(same), np.array(fold)
 
 
+def best_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """-> (threshold, accuracy) of the rule "same if score > threshold" that is most accurate here."""
+    finite = np.unique(scores[np.isfinite(scores)])
+    candidates = np.concatenate([[-np.inf], (finite[1:] + finite[:-1]) / 2, [np.inf]])
+    # accuracy of every candidate at once
+    order = np.sort(scores)
+    pos_sorted = np.sort(scores[same])
+    tp = len(pos_sorted) - np.searchsorted(pos_sorted, candidates, side="right")
+    below = np.searchsorted(order, candidates, side="right")
+    neg_below = below - (len(pos_sorted) - tp)
+    acc = (tp + neg_below) / len(scores)
+    best = int(np.argmax(acc))
+    return float(candidates[best]), float(acc[best])
+
+
 def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, fold: np.ndarray) -> float:
-    """Mean accuracy over folds; each fold's threshold is the best one on the other folds."""
+    """Mean accuracy over folds; each fold's threshold is the best one on the other folds.
+
+    With a single fold (View 1) there are no other folds: the accuracy at the set's own best
+    threshold, which is only good for comparing settings.
+    """
+    if len(np.unique(fold)) == 1:
+        return best_threshold(scores, same)[1]
     accs = []
     for k in np.unique(fold):
         train, test = fold != k, fold == k
-        s, y = scores[train], same[train]
-        finite = np.unique(s[np.isfinite(s)])
-        candidates = np.concatenate([[-np.inf], (finite[1:] + finite[:-1]) / 2, [np.inf]])
-        # accuracy of "same if score > t" for every candidate t at once
-        order = np.sort(s)
-        pos_sorted = np.sort(s[y])
-        tp = len(pos_sorted) - np.searchsorted(pos_sorted, candidates, side="right")
-        below = np.searchsorted(order, candidates, side="right")
-        neg_below = below - (len(pos_sorted) - tp)
-        acc = (tp + neg_below) / len(s)
-        threshold = candidates[int(np.argmax(acc))]
+        threshold, _ = best_threshold(scores[train], same[train])
         accs.append(float(np.mean((scores[test] > threshold) == same[test])))
     return float(np.mean(accs))
 
@@ -170,10 +194,38 @@ def descriptors(
     return torch.cat(out).numpy()
 
 
+@torch.inference_mode()
+def embeddings(
+    aligned: np.ndarray, recognizer: FaceRecognizer, side: int | None, batch_size: int, precision: str
+) -> np.ndarray:
+    """Unit embeddings [N, D] of FFHQ-aligned faces (uint8) after degradation to ``side``."""
+    from fam.runtime import Engine
+
+    engine = Engine(torch.device("cpu"), precision)  # type: ignore[arg-type]
+    out = []
+    for start in range(0, len(aligned), batch_size):
+        x = degrade(torch.from_numpy(aligned[start : start + batch_size]).permute(0, 3, 1, 2).float(), side)
+        with engine.autocast():
+            out.append(recognizer.embed(x / 127.5 - 1.0).float())
+    return torch.cat(out).numpy()
+
+
+def parse_crops(spec: str, size: int) -> list[CropTemplate]:
+    """``"0.8:0.1,0.9:0"`` -> square ``size``-px templates of half-width 0.8 at (0, 0.1), 0.9 at (0, 0)."""
+    crops = []
+    for item in spec.split(","):
+        scale, _, cy = item.partition(":")
+        theta = ((float(scale), 0.0, 0.0), (0.0, float(scale), float(cy or 0)))
+        crops.append(CropTemplate(f"square {float(scale):g}:{float(cy or 0):g}", size, theta))
+    return crops
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="LFW 10-fold verification with the PyTorch dlib network")
+    parser = argparse.ArgumentParser(description="LFW verification accuracy of a face recognition evaluator")
     parser.add_argument("--aligner", choices=["dlib-chip", "fam"], required=True)
+    parser.add_argument("--recognizer", default="dlib", help="a name from fam.recognizers (fam models)")
     parser.add_argument("--lfw", type=Path, default=Path("data/lfw"))
+    parser.add_argument("--pairs", default="pairs.txt", help="pairs file in --lfw (View 1: pairsDevTest.txt)")
     parser.add_argument("--fam-size", type=int, default=256, help="aligned size for --aligner fam")
     parser.add_argument(
         "--aligned-dir",
@@ -181,19 +233,38 @@ def main() -> None:
         default=None,
         help="with --aligner fam: reuse a `fam align` output folder instead of aligning again",
     )
+    parser.add_argument("--crops", default=None, help="SCALE:CY,... square crops replacing the template")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or a comma list (fp32,bf16)")
     parser.add_argument("--sides", default="full,128,64", help="comma list of full, 128, 64")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.recognizer != "dlib" and args.aligner != "fam":
+        parser.error("--aligner dlib-chip makes dlib's own chips; other recognizers need --aligner fam")
 
-    pairs, same, fold = read_pairs(args.lfw / "pairs.txt")
+    from fam.recognizers import TemplateRecognizer, get  # after parsing: --help needs no model
+
+    recognizer = None
+    if args.recognizer != "dlib" or args.crops:
+        recognizer = get(args.recognizer, batch_size=args.batch_size)
+        if args.crops and not isinstance(recognizer, TemplateRecognizer):
+            parser.error(f"--crops needs an evaluator with a crop template; {args.recognizer} has none")
+    if args.crops and args.aligner != "fam":
+        parser.error("--crops applies to FFHQ-aligned faces: use --aligner fam")
+    own = recognizer.template if isinstance(recognizer, TemplateRecognizer) else None
+    crops = parse_crops(args.crops, own.size) if args.crops and own is not None else [own]
+
+    pairs, same, fold = read_pairs(args.lfw / args.pairs)
     keys = sorted({k for pair in pairs for k in pair})
     index = {k: i for i, k in enumerate(keys)}
     ia = np.array([index[a] for a, _ in pairs])
     ib = np.array([index[b] for _, b in pairs])
-    print(f"{len(pairs)} pairs, {len(keys)} distinct images, aligner {args.aligner}")
+    protocol = "10-fold" if len(np.unique(fold)) > 1 else "best-threshold (View 1, for settings only)"
+    print(
+        f"{len(pairs)} pairs, {len(keys)} distinct images; aligner {args.aligner}, "
+        f"evaluator {args.recognizer}, accuracy {protocol}"
+    )
 
     t0 = time.perf_counter()
     if args.aligner == "dlib-chip":
@@ -210,24 +281,38 @@ def main() -> None:
 
     results: dict[str, float] = {}
     sides = {"full": None, "128": 128, "64": 64}
-    runs = [(p, label) for p in args.precision.split(",") for label in args.sides.split(",")]
-    for precision, label in runs:
+    valid = ok[ia] & ok[ib]
+    runs = [
+        (c, p, label) for c in crops for p in args.precision.split(",") for label in args.sides.split(",")
+    ]
+    for crop, precision, label in runs:
         side = sides[label]
         t0 = time.perf_counter()
-        raw = descriptors(aligned, args.aligner, side, args.batch_size, precision)
-        unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-        cosine = np.sum(unit[ia] * unit[ib], axis=1)
-        valid = ok[ia] & ok[ib]
-        cosine = np.where(valid, cosine, -np.inf)
-        l2 = np.linalg.norm(raw[ia] - raw[ib], axis=1)
+        tag = f"[{precision} {label}{'' if crop is None else ' ' + crop.name}]"
+        if recognizer is None:  # dlib: raw descriptors, for dlib's own L2 rule as well
+            raw = descriptors(aligned, args.aligner, side, args.batch_size, precision)
+            unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+        else:
+            if crop is not None:
+                recognizer.template = crop  # type: ignore[union-attr]
+            unit = embeddings(aligned, recognizer, side, args.batch_size, precision)
+        cosine = np.where(valid, np.sum(unit[ia] * unit[ib], axis=1), -np.inf)
         results[label] = ten_fold_accuracy(cosine, same, fold)
-        fixed = float(np.mean(((l2 < 0.6) & valid) == same))
-        neg_l2 = ten_fold_accuracy(np.where(valid, -l2, -np.inf), same, fold)
-        norms = np.linalg.norm(raw, axis=1)
+        line = f"{tag} acc (cosine) {results[label]:.4f}"
+        if recognizer is None:
+            l2 = np.linalg.norm(raw[ia] - raw[ib], axis=1)
+            fixed = float(np.mean(((l2 < 0.6) & valid) == same))
+            neg_l2 = ten_fold_accuracy(np.where(valid, -l2, -np.inf), same, fold)
+            norms = np.linalg.norm(raw, axis=1)
+            line += (
+                f"; (raw L2) {neg_l2:.4f}; dlib rule L2<0.6 {fixed:.4f}; "
+                f"descriptor norm {norms.mean():.3f}+-{norms.std():.3f}"
+            )
+        genuine, impostor = cosine[same & valid], cosine[~same & valid]
         print(
-            f"[{precision} {label}] 10-fold acc (cosine) {results[label]:.4f}; (raw L2) {neg_l2:.4f}; "
-            f"dlib rule L2<0.6 {fixed:.4f}; descriptor norm {norms.mean():.3f}+-{norms.std():.3f}; "
-            f"{time.perf_counter() - t0:.0f} s"
+            f"{line}; cosine same {genuine.mean():.3f}+-{genuine.std():.3f}, "
+            f"different {impostor.mean():.3f}+-{impostor.std():.3f}; {time.perf_counter() - t0:.0f} s",
+            flush=True,
         )
     names = {"full": "lfw_acc", "128": "lfw_acc_128", "64": "lfw_acc_64"}
     print(" ".join(f"{names[label]}={acc:.4f}" for label, acc in results.items()))
