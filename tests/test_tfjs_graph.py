@@ -179,6 +179,9 @@ def test_unreadable_graphs_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no node named 'missing'"):
         GraphModule(read_graph_model(path), ["missing"])
 
+    (tmp_path / "group1-shard1of1.bin").unlink()
+    with pytest.raises(ValueError, match=r"cannot read its weight shards \['group1-shard1of1\.bin'\]"):
+        read_graph_model(path)
     (tmp_path / "group1-shard1of1.bin").write_bytes(b"\0" * 10)  # the kernel needs 18 bytes
     with pytest.raises(ValueError, match="end inside weight 'k'"):
         read_graph_model(path)

@@ -92,7 +92,10 @@ def _input_name(ref: str, node: str, path: Path) -> str:
 
 def _read_group(group: Mapping[str, Any], path: Path) -> dict[str, np.ndarray]:
     """Decode one weight group: its shards are one byte stream, the weights follow in order."""
-    data = b"".join((path.parent / shard).read_bytes() for shard in group["paths"])
+    try:
+        data = b"".join((path.parent / shard).read_bytes() for shard in group["paths"])
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read its weight shards {group['paths']} ({exc})") from exc
     out: dict[str, np.ndarray] = {}
     offset = 0
     for spec in group["weights"]:
