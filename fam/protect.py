@@ -6,9 +6,12 @@ Output layout (``OUT``)::
       images/<pseudonym>/NNNN.png  no latents of originals, no key material
       release.json                key fingerprint and kind, params digest, code version, file hashes
     manifest.json                 PRIVATE lineage: input -> output, person, losses, ...
+    settings.json                 the resolved settings of the run (private: names local paths)
     latents/<pseudonym>.pt        protected latents z_p* (private)
     rejects.json                  inputs that could not be used, each with its reason
     .fam/run.json, .fam/persons/  progress state for --resume
+
+The files' formats are owned by :mod:`fam.artifacts`.
 
 Person folders in the release are key-dependent pseudonyms and files are numbered, because
 LFW-style names and file names would re-identify the very people the release protects.
@@ -16,7 +19,7 @@ LFW-style names and file names would re-identify the very people the release pro
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import shutil
 import time
@@ -27,12 +30,24 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from fam.artifacts import (
+    Inversions,
+    KeyIdentity,
+    ProtectItem,
+    ProtectManifest,
+    Reject,
+    Rejects,
+    ReleaseFile,
+    ReleaseIndex,
+    ResolvedSettings,
+)
 from fam.augment import augmented_views
 from fam.config import Params
-from fam.dataset import Person, Reject, load_face, scan_aligned, validate_people
+from fam.dataset import Person, scan_aligned, validate_people
 from fam.errors import InputError, KeyMaterialError, OutputExistsError
+from fam.faces.imageio import load_face, png_bytes, to_uint8
 from fam.groups import plan_batches
-from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, png_bytes
+from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, sha256_bytes
 from fam.keys import Key, key_latent
 from fam.layers import resolve_groups
 from fam.models.factory import ModelBundle, build_models
@@ -40,10 +55,8 @@ from fam.optimise import ViewBatch, protect_views
 from fam.provenance import code_version
 from fam.runtime import resolve_engine
 
-MANIFEST_FORMAT = "fam-protect-manifest/v1"
-RELEASE_FORMAT = "fam-release/v1"
-INVERSIONS_FORMAT = "fam-inversions/v1"
-_OWNED = ("release", "latents", ".fam", "manifest.json", "rejects.json")
+_OWNED = ("release", "latents", ".fam", ProtectManifest.FILENAME, Rejects.FILENAME, ResolvedSettings.FILENAME)
+_RUN_RECORD = "run.json"  # in OUT/.fam/: the manifest of the run without its items (what --resume checks)
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ def check_paths(input_dir: Path, out_dir: Path) -> None:
         raise InputError(f"input {inp} is inside the output {out}; choose an output folder elsewhere")
 
 
-def prepare_out_dir(out_dir: Path, run_info: dict, resume: bool, force: bool) -> set[str]:
+def prepare_out_dir(out_dir: Path, run: ProtectManifest, resume: bool, force: bool) -> set[str]:
     """Create or check ``out_dir``; returns pseudonyms already finished (when resuming)."""
     if resume and force:
         raise InputError("choose either --resume (skip finished work) or --force (redo everything), not both")
@@ -82,22 +95,14 @@ def prepare_out_dir(out_dir: Path, run_info: dict, resume: bool, force: bool) ->
                 elif target.exists():
                     target.unlink()
         elif resume:
-            previous = state / "run.json"
+            previous = state / _RUN_RECORD
             if not previous.is_file():
                 raise OutputExistsError(
                     f"{out_dir} is not empty and holds no fam run to resume; use another --out"
                 )
-            old = json.loads(previous.read_text())
-            fields = (
-                "key_fingerprint",
-                "params_digest",
-                "generator_id",
-                "aligned_dir",
-                "precision",
-                "modconv",
-            )
-            for field in fields:
-                if old.get(field) != run_info[field]:
+            old, new = ProtectManifest.read(previous).run_fields(), run.run_fields()
+            for field in new:
+                if old[field] != new[field]:
                     raise OutputExistsError(
                         f"{out_dir} was started with a different {field.replace('_', ' ')}; "
                         "resume with the same key and settings, or use --force / another --out"
@@ -108,24 +113,21 @@ def prepare_out_dir(out_dir: Path, run_info: dict, resume: bool, force: bool) ->
                 "or --force to redo all"
             )
     (state / "persons").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state / "run.json", run_info)
+    run.write(state, _RUN_RECORD)
     if not resume:
         return set()
     return {p.stem for p in (state / "persons").glob("*.json")}
 
 
 def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
-    file = path / "inversions.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"no inversions at {file}; run `fam invert` first or leave --inversions out")
-    data = torch.load(file, map_location="cpu", weights_only=True)
-    if data.get("format") != INVERSIONS_FORMAT:
-        raise InputError(f"{file} is not a fam inversions file")
-    if data["generator_id"] != generator_id:
+    """``fam invert``'s latents by aligned image path; refuses those of another generator."""
+    inv = Inversions.read(path)
+    if inv.generator_id != generator_id:
         raise InputError(
-            f"{file} was inverted with another generator; re-run `fam invert` with these settings"
+            f"{path} was inverted with another generator ({inv.generator_id}); "
+            "re-run `fam invert` with these settings"
         )
-    return {p: data["ws"][i] for i, p in enumerate(data["paths"])}
+    return inv.table()
 
 
 def protect_dataset(
@@ -160,18 +162,20 @@ def protect_dataset(
     people, rejects = scan_aligned(aligned_dir, persons)
     people, more = validate_people(people, gen.resolution)
     rejects += more
-    run_info = {
-        "format": MANIFEST_FORMAT,
-        "code_version": code_version(),
-        "params_digest": params.method_digest(),
-        "generator_id": gen.generator_id,
-        "aligned_dir": str(aligned_dir),
+    run = ProtectManifest(
+        code_version=code_version().version,
+        params_digest=params.method_digest(),
+        generator_id=gen.generator_id,
+        aligned_dir=str(aligned_dir),
         # Results are reproducible per precision and path (float rounding differs between them).
-        "precision": engine.precision,
-        "modconv": engine.modconv,
-        **key.describe(),
-    }
-    done = prepare_out_dir(out_dir, run_info, resume, force)
+        precision=engine.precision,
+        modconv=engine.modconv,
+        key=KeyIdentity.from_dict(key.describe()),
+    )
+    done = prepare_out_dir(out_dir, run, resume, force)
+    ResolvedSettings.of(
+        "protect", params, device=str(device), precision=engine.precision, modconv=engine.modconv
+    ).write(out_dir)
     inv_table = load_inversions(Path(inversions), gen.generator_id) if inversions is not None else {}
     w_key = key_latent(key, gen, params.key.truncation_psi)
 
@@ -235,12 +239,12 @@ def protect_dataset(
         bar.update(len(batch.slots))
     bar.close()
 
-    manifest = _assemble(out_dir, run_info, people, pseudonyms, rejects)
+    manifest = _assemble(out_dir, run, pseudonyms, rejects)
     seconds = time.perf_counter() - start
     return ProtectSummary(
         out_dir=out_dir,
-        manifest_path=out_dir / "manifest.json",
-        n_images=len(manifest["items"]),
+        manifest_path=out_dir / ProtectManifest.FILENAME,
+        n_images=len(manifest.items),
         n_persons=len(people),
         n_rejected=len(rejects),
         n_resumed_persons=len(done & set(pseudonyms)),
@@ -292,64 +296,56 @@ def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tup
     items = []
     released = views[: len(person.files)]  # augmented views (single-image persons) are never released
     for idx, (f, (_, view)) in enumerate(zip(person.files, released, strict=True)):
-        rel = Path("release") / "images" / pseudonym / f"{idx:04d}.png"
-        data = png_bytes(view["image"])
+        rel = Path(ReleaseIndex.FOLDER) / "images" / pseudonym / f"{idx:04d}.png"
+        data = png_bytes(to_uint8(view["image"]))
         atomic_write_bytes(out_dir / rel, data)
         items.append(
-            {
-                "input": str(f.path),
-                "person": person.name,
-                "pseudonym": pseudonym,
-                "output": rel.as_posix(),
-                "output_sha256": hashlib.sha256(data).hexdigest(),
-                "latent_file": f"latents/{pseudonym}.pt",
-                "latent_index": idx,
-                "augmented_views": len(views) - len(released),
-                "losses": view["losses"],
-            }
+            ProtectItem(
+                input=str(f.path),
+                person=person.name,
+                pseudonym=pseudonym,
+                output=rel.as_posix(),
+                output_sha256=sha256_bytes(data),
+                latent_file=f"latents/{pseudonym}.pt",
+                latent_index=idx,
+                augmented_views=len(views) - len(released),
+                losses=view["losses"],
+            )
         )
     atomic_torch_save(
         out_dir / "latents" / f"{pseudonym}.pt",
         {"names": [str(f.path) for f in person.files], "ws": torch.stack([v["ws"] for _, v in released])},
     )
-    atomic_write_json(out_dir / ".fam" / "persons" / f"{pseudonym}.json", items)
+    atomic_write_json(out_dir / ".fam" / "persons" / f"{pseudonym}.json", [it.to_dict() for it in items])
 
 
 def _assemble(
-    out_dir: Path, run_info: dict, people: list[Person], pseudonyms: list[str], rejects: list[Reject]
-) -> dict:
-    items: list[dict] = []
+    out_dir: Path, run: ProtectManifest, pseudonyms: list[str], rejects: list[Reject]
+) -> ProtectManifest:
+    """The manifest, rejects and release index from every finished person's state record."""
+    items: list[ProtectItem] = []
     for pseudonym in pseudonyms:
         record = out_dir / ".fam" / "persons" / f"{pseudonym}.json"
         if not record.is_file():
             raise RuntimeError(f"internal error: no output recorded for person {pseudonym}")
-        items.extend(json.loads(record.read_text()))
-    reject_list = [{"input": r.path, "reason": r.reason} for r in rejects]
-    manifest = {
-        **run_info,
-        "key": {k: run_info[k] for k in run_info if k.startswith(("key_", "research"))},
-        "items": items,
-        "rejects": reject_list,
-    }
-    atomic_write_json(out_dir / "manifest.json", manifest)
-    atomic_write_json(out_dir / "rejects.json", reject_list)
-    release = {
-        "format": RELEASE_FORMAT,
-        "code_version": run_info["code_version"],
-        "params_digest": run_info["params_digest"],
-        "generator_id": run_info["generator_id"],
-        "precision": run_info["precision"],
-        "modconv": run_info["modconv"],
-        "key_fingerprint": run_info["key_fingerprint"],
-        "key_kind": run_info["key_kind"],
-        "n_images": len(items),
-        "n_persons": len(pseudonyms),
-        "files": [
-            {"path": Path(it["output"]).relative_to("release").as_posix(), "sha256": it["output_sha256"]}
+        items.extend(ProtectItem(**it) for it in json.loads(record.read_text()))
+    manifest = dataclasses.replace(run, items=tuple(items), rejects=tuple(rejects))
+    manifest.write(out_dir)
+    Rejects(tuple(rejects)).write(out_dir)
+    ReleaseIndex(
+        code_version=run.code_version,
+        params_digest=run.params_digest,
+        generator_id=run.generator_id,
+        precision=run.precision,
+        modconv=run.modconv,
+        key_fingerprint=run.key.fingerprint,
+        key_kind=run.key.kind,
+        n_persons=len(pseudonyms),
+        files=tuple(
+            ReleaseFile(Path(it.output).relative_to(ReleaseIndex.FOLDER).as_posix(), it.output_sha256)
             for it in items
-        ],
-    }
-    atomic_write_json(out_dir / "release" / "release.json", release)
+        ),
+    ).write(out_dir)
     return manifest
 
 
@@ -363,10 +359,13 @@ def invert_dataset(
     progress: bool = True,
     models: ModelBundle | None = None,
 ) -> Path:
-    """Invert every aligned face once (``OUT/inversions.pt``) so that several keys can reuse it."""
+    """Invert every aligned face once (``OUT/inversions.pt``) so that several keys can reuse it.
+
+    Also writes ``OUT/rejects.json`` and ``OUT/settings.json``.
+    """
     aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
     check_paths(aligned_dir, out_dir)
-    target = out_dir / "inversions.pt"
+    target = out_dir / Inversions.FILENAME
     if target.exists() and not force:
         raise OutputExistsError(f"{target} exists; pass --force to recompute it")
     engine = resolve_engine(params.runtime)
@@ -382,17 +381,14 @@ def invert_dataset(
     for i in tqdm(range(0, len(files), chunk), desc="invert", unit="batch", disable=not progress):
         x = torch.stack([load_face(f.path, gen.resolution) for f in files[i : i + chunk]]).to(device)
         ws.append(models.inverter.invert(x).detach().cpu())
-    atomic_torch_save(
-        target,
-        {
-            "format": INVERSIONS_FORMAT,
-            "generator_id": gen.generator_id,
-            "inverter": params.to_dict()["models"]["inverter"],
-            "paths": [str(f.path) for f in files],
-            "ws": torch.cat(ws) if ws else torch.empty(0),
-        },
-    )
-    atomic_write_json(
-        out_dir / "rejects.json", [{"input": r.path, "reason": r.reason} for r in rejects + more]
-    )
+    Inversions(
+        generator_id=gen.generator_id,
+        inverter=params.to_dict()["models"]["inverter"],
+        paths=tuple(str(f.path) for f in files),
+        ws=torch.cat(ws) if ws else torch.empty(0),
+    ).write(out_dir)
+    Rejects(tuple(rejects + more)).write(out_dir)
+    ResolvedSettings.of(
+        "invert", params, device=str(device), precision=engine.precision, modconv=engine.modconv
+    ).write(out_dir)
     return target

@@ -3,14 +3,14 @@
 Inputs are the aligned originals, a release (``fam protect --out``), optionally the same inputs
 released under a second key (unlinkability), further keys (key robustness, table 6) and a
 release made without optimisation (the paper's naive FaceAnonyMixer). Outputs in ``out_dir``:
-``metrics.json`` (flat ``{name: float}``), ``thresholds.json``, ``report.md``, ``plots/*.png``
-and ``grid.png`` (faces: keep it out of git).
+``metrics.json`` (flat ``{name: float}``, :class:`fam.artifacts.Metrics`), ``settings.json`` (the
+resolved settings), ``thresholds.json``, ``report.md``, ``plots/*.png`` and ``grid.png`` (faces:
+keep it out of git).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fam.artifacts import Metrics, ResolvedSettings
 from fam.config import EvaluateConfig, Params
 from fam.errors import InputError, KeyMaterialError
 from fam.evaluate import attacks as attack_lib
@@ -30,7 +31,6 @@ from fam.evaluate.images import (
     data_hash,
     iter_image_batches,
     list_aligned,
-    load_image,
     load_release,
     match_items,
     person_hash,
@@ -38,7 +38,9 @@ from fam.evaluate.images import (
 from fam.evaluate.scoring import embed_batches, labelled_pair_scores, paired_scores
 from fam.evaluate.unlinkability import Unlinkability, unlinkability
 from fam.evaluate.verification import auc, eer, psr, roc
+from fam.faces.imageio import load_face
 from fam.interfaces import FaceRecognizer, Generator, Inverter
+from fam.io_utils import atomic_write_text
 from fam.keys import Key
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -76,6 +78,7 @@ def evaluate_release(
     cfg = params.evaluate
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
+    ResolvedSettings.of("evaluate", params).write(out)
     say = print if progress else (lambda *_a, **_k: None)
     rel1 = load_release(release_dir)
     persons = rel1.persons
@@ -83,7 +86,6 @@ def evaluate_release(
     names = [r.name for r in recs]
     metrics: dict[str, float] = {"n_items": float(len(rel1.items)), "n_people": float(len(set(persons)))}
     notes: list[str] = []
-    md: list[str] = []
 
     say(f"[evaluate] {len(rel1.items)} protected images of {len(set(persons))} people; evaluators {names}")
     sets = _thresholds(cfg, recs, aligned_dir, thresholds_from, set(persons), say)
@@ -248,9 +250,9 @@ def evaluate_release(
     if cfg.grid_rows > 0:
         _grid(cfg, rel1, rel2, key, params, models, recon, out, notes)
 
-    (out / "metrics.json").write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
+    Metrics(metrics).write(out)
     md = _render(cfg, rel1, rel2, extra, naive, sets, lit, metrics, names, notes, recon, out)
-    (out / "report.md").write_text(md)
+    atomic_write_text(out / "report.md", md)
     say(f"[evaluate] wrote {out / 'report.md'} and {len(metrics)} metrics")
     return EvaluationResult(out_dir=out, metrics=metrics, report_path=out / "report.md", notes=notes)
 
@@ -354,12 +356,12 @@ def _thresholds(
 def _resolve_key(rel: Release, key: Key | None) -> Key | None:
     from fam.keys import research_key
 
-    if key is None and rel.key.get("key_kind") == "research" and rel.key.get("research_seed") is not None:
-        key = research_key(int(rel.key["research_seed"]))  # type: ignore[arg-type]
-    if key is not None and rel.key.get("key_fingerprint") not in (None, key.fingerprint):
+    if key is None and rel.key.kind == "research" and rel.key.research_seed is not None:
+        key = research_key(rel.key.research_seed)
+    if key is not None and rel.key.fingerprint != key.fingerprint:
         raise KeyMaterialError(
             f"the key given has fingerprint {key.fingerprint} but release {rel.root} was made with "
-            f"{rel.key.get('key_fingerprint')}; pass the key the release was made with"
+            f"{rel.key.fingerprint}; pass the key the release was made with"
         )
     return key
 
@@ -429,7 +431,7 @@ def _attacks(
         idx = held[: cfg.attack_max_images]
         say(f"[evaluate] latent-replacement attack on {len(idx)} held-out images")
         key_ws = key_latent(key, generator, params.key.truncation_psi)
-        prot = torch.stack([load_image(rel.items[i].protected, generator.resolution) for i in idx])
+        prot = torch.stack([load_face(rel.items[i].protected, generator.resolution) for i in idx])
         recs = [
             attack_lib.latent_replacement(
                 b, inverter, generator, key_ws, _key_layers(params, generator.num_ws)
@@ -444,12 +446,12 @@ def _attacks(
             return out
         tr = train[: m.max_train_images]
         say(f"[evaluate] mapper attack: training on {len(tr)} pairs, applying to {len(held)} held-out images")
-        prot = torch.stack([load_image(rel.items[i].protected, m.size) for i in tr])
-        orig = torch.stack([load_image(rel.items[i].original, m.size) for i in tr])
+        prot = torch.stack([load_face(rel.items[i].protected, m.size) for i in tr])
+        orig = torch.stack([load_face(rel.items[i].original, m.size) for i in tr])
         net, losses = attack_lib.train_mapper(
             prot, orig, steps=m.steps, lr=m.lr, batch=m.batch, channels=m.channels, seed=m.seed
         )
-        held_prot = torch.stack([load_image(rel.items[i].protected, m.size) for i in held])
+        held_prot = torch.stack([load_face(rel.items[i].protected, m.size) for i in held])
         out["mapper"] = (held, attack_lib.apply_mapper(net, held_prot))
         notes.append(
             f"mapper: {len(tr)} training pairs, {m.steps} steps at {m.size} px, "
@@ -476,7 +478,7 @@ def _fid(
     f_prot = net.features(iter_image_batches([i.protected for i in rel.items], cfg.fid_batch))
     metrics["fid"] = fid_from_features(f_orig, f_prot)
     metrics["fid_n"] = float(len(f_orig))
-    metrics["fid_resolution_protected"] = float(load_image(rel.items[0].protected).shape[-1])
+    metrics["fid_resolution_protected"] = float(load_face(rel.items[0].protected).shape[-1])
     for b in cfg.baselines:
         f_b = net.features(iter_image_batches(originals, cfg.fid_batch, None, _baseline(cfg, b)))
         metrics[f"fid_{b}"] = fid_from_features(f_orig, f_b)
@@ -503,7 +505,7 @@ def _grid(
     else:
         rows = list(range(min(cfg.grid_rows, len(rel1.items))))
     cols: dict[str, torch.Tensor] = {
-        "original": torch.stack([load_image(rel1.items[i].original, s) for i in rows]),
+        "original": torch.stack([load_face(rel1.items[i].original, s) for i in rows]),
     }
     key = _resolve_key(rel1, key)
     if key is not None and ("latent_replacement" in cfg.attacks or models is not None):
@@ -513,12 +515,12 @@ def _grid(
         with torch.no_grad():
             face = generator.synthesis(key_latent(key, generator, params.key.truncation_psi)).clamp(-1, 1)
         cols["key face"] = face.expand(len(rows), -1, -1, -1)
-    cols["protected"] = torch.stack([load_image(rel1.items[i].protected, s) for i in rows])
+    cols["protected"] = torch.stack([load_face(rel1.items[i].protected, s) for i in rows])
     if rel2 is not None:
         where = {i.original.resolve(): i for i in rel2.items}
         second = [where.get(rel1.items[i].original.resolve()) for i in rows]
         if all(x is not None for x in second):
-            cols["protected, key 2"] = torch.stack([load_image(x.protected, s) for x in second if x])
+            cols["protected, key 2"] = torch.stack([load_face(x.protected, s) for x in second if x])
     for attack, (idx, images) in recon.items():
         pos = {j: n for n, j in enumerate(idx)}
         if all(i in pos for i in rows):
@@ -546,11 +548,9 @@ def _render(
         "# FaceAnonyMixer evaluation",
         "",
         f"- release: `{rel1.root}` ({int(m['n_items'])} images, {int(m['n_people'])} people), "
-        f"key {rel1.key.get('key_fingerprint', '?')} ({rel1.key.get('key_kind', '?')}), "
+        f"key {rel1.key.fingerprint} ({rel1.key.kind}), "
         f"generator `{rel1.generator_id}`, params digest `{rel1.params_digest[:12]}`",
-        f"- second key: `{rel2.root}` ({rel2.key.get('key_fingerprint', '?')})"
-        if rel2
-        else "- second key: none",
+        f"- second key: `{rel2.root}` ({rel2.key.fingerprint})" if rel2 else "- second key: none",
         f"- evaluators: {', '.join(names)}; a comparison matches when similarity >= threshold; "
         "PSR = share of comparisons that do not match (%)",
         "",

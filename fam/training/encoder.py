@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from fam.config import EncoderTrainingConfig, _to_plain
 from fam.errors import InputError, OutputExistsError
+from fam.io_utils import sha256_file
 from fam.models.factory import BuildContext, build
 from fam.models.stylegan2 import StyleGAN2Generator, load_generator_file
 from fam.training import checkpoint as ckpt
 from fam.training.discriminator import Discriminator
 from fam.training.encoder_net import CompactEncoder, encoder_checkpoint
 from fam.training.pack import load_pack
-from fam.weights import sha256_file
 
 KIND = "fam-encoder-train-v1"
 
