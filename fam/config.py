@@ -490,7 +490,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (Mapping, dict) or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a mapping")
-        return types.MappingProxyType(dict(value))
+        if len(args) != 2:
+            return types.MappingProxyType(dict(value))
+        key_type, value_type = args
+        return types.MappingProxyType(
+            {
+                _coerce_key(key_type, k, where): _coerce(value_type, v, _join(where, str(k)))
+                for k, v in value.items()
+            }
+        )
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -510,6 +518,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     raise ConfigError(f"{where}: unsupported setting type {tp}")  # pragma: no cover - programming error
+
+
+def _coerce_key(tp: Any, key: Any, where: str) -> Any:
+    # JSON object keys are text (a saved settings.json holds channels {"16": 128}); read them back.
+    if tp is int and isinstance(key, str) and key.lstrip("-").isdigit():
+        return int(key)
+    return _coerce(tp, key, f"{where} key {key!r}")
 
 
 def _to_plain(obj: Any) -> Any:

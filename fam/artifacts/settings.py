@@ -34,6 +34,11 @@ class ResolvedSettings:
     choices: dict[str, Any] = field(default_factory=dict)
     code_version: str = field(default_factory=lambda: code_version().version)
 
+    def __post_init__(self) -> None:
+        # Held as JSON reads them back (tuples as lists), so a fresh and a read record compare equal.
+        object.__setattr__(self, "params", _plain(self.params))
+        object.__setattr__(self, "choices", _plain(self.choices))
+
     @classmethod
     def of(cls, stage: str, params: Params, **choices: Any) -> ResolvedSettings:
         return cls(stage, params.to_dict(), dict(choices))
@@ -44,11 +49,7 @@ class ResolvedSettings:
 
     def same_run(self, other: ResolvedSettings) -> bool:
         """Same stage, settings and choices (the code version may differ: resuming after an update)."""
-        return (self.stage, _plain(self.params), _plain(self.choices)) == (
-            other.stage,
-            _plain(other.params),
-            _plain(other.choices),
-        )
+        return (self.stage, self.params, self.choices) == (other.stage, other.params, other.choices)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,5 +75,4 @@ class ResolvedSettings:
 
 
 def _plain(tree: Mapping[str, Any]) -> Any:
-    """Tuples as lists, as JSON reads them back, so a written and a fresh object compare equal."""
     return json.loads(json.dumps(tree, sort_keys=True))
