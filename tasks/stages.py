@@ -15,15 +15,15 @@ A failed suite exits 1 (``report`` gates the metrics before anything is recorded
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 
 import click
 
+from fam.artifacts import Metrics
 from fam.config import DEFAULT_PARAMS_PATH, load_params, parse_override
 from fam.errors import UserError
+from fam.io_utils import atomic_write_json
 from tasks import gx_suites
 
 
@@ -149,7 +149,7 @@ def report(
 
     params = load_params(params_path, dict(parse_override(o) for o in overrides))
     out_dir.mkdir(parents=True, exist_ok=True)
-    gate = gx_suites.validate_metrics(eval_dir / "metrics.json")
+    gate = gx_suites.validate_metrics(eval_dir)
     metrics_report = gate.write(out_dir / "validation-metrics.json")
     gate.raise_for_failure()
     lineage = mlflow_lineage.record_pipeline(
@@ -161,8 +161,8 @@ def report(
         validation_dir=validation_dir,
         extra_reports=[metrics_report],
     )
-    shutil.copyfile(eval_dir / "metrics.json", out_dir / "metrics.json")
-    (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    Metrics.read(eval_dir).write(out_dir)
+    atomic_write_json(out_dir / "lineage.json", lineage, sort_keys=False)
     click.echo(
         f"MLflow run {lineage['parent_run_id']} ({lineage['tracking_uri']}); report {eval_dir / 'report.md'}"
     )

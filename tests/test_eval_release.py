@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from fam.artifacts import KeyIdentity, Metrics, ResolvedSettings
 from fam.config import Params
 from fam.evaluate.attacks import apply_mapper, train_mapper
 from fam.evaluate.baselines import gaussian_blur, pixelate
 from fam.evaluate.runner import evaluate_release
 from fam.evaluate.scoring import cosine_similarity
 from fam.keys import research_key
+from tests.helpers.artifacts import protect_item, write_protect_output
 
 R = 32
 
@@ -98,20 +100,14 @@ def _write_release(out: Path, originals: list[Path], seed: int) -> None:
     items = []
     for n, orig in enumerate(originals):
         person = orig.parent.name
-        rel = f"release/images/{key.person_pseudonym(person)}/{n:04d}.png"
+        pseudonym = key.person_pseudonym(person)
+        rel = f"release/images/{pseudonym}/{n:04d}.png"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(_pattern(f"{seed}/{person}", noise_seed=n + 7)).save(out / rel)
-        items.append({"input": str(orig.resolve()), "person": person, "output": rel, "latent_index": n})
-    manifest = {
-        "format": "fam-protect-manifest/v1",
-        "code_version": "test",
-        "params_digest": "0" * 64,
-        "generator_id": TinyGenerator.generator_id,
-        "key": key.describe(),
-        "items": items,
-        "rejects": [],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest))
+        items.append(protect_item(out, orig.resolve(), person, pseudonym, rel, n))
+    write_protect_output(
+        out, items, KeyIdentity.from_dict(key.describe()), generator_id=TinyGenerator.generator_id
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +156,10 @@ def test_outputs_are_written(setup: dict) -> None:
         assert (out / name).is_file(), name
     pngs = {p.name for p in (out / "plots").glob("*.png")}
     assert {"roc_tiny.png", "hist_protected_tiny.png", "dsys_tiny.png", "tsne_tiny.png"} <= pngs
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert all(isinstance(v, float) for v in metrics.values())
+    metrics = Metrics.read(out).values
+    assert all(isinstance(v, float) for v in metrics.values()) and metrics == setup["result"].metrics
+    settings = ResolvedSettings.read(out)
+    assert settings.stage == "evaluate" and settings.to_params() == setup["params"]
     report = (out / "report.md").read_text()
     assert "## Anonymity" in report and "grid.png" in report and "100 bins" in report
     thresholds = json.loads((out / "thresholds.json").read_text())["evaluators"]["tiny"]

@@ -170,7 +170,7 @@ def test_encoder_step_runs_and_inverter_builds(tmp_path: Path) -> None:
     assert all(np.isfinite(v) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, t.E.parameters(), strict=True))
     torch.save(encoder_checkpoint(t.E, gen.w_avg, sha), tmp_path / "encoder.pt")
-    from fam.weights import sha256_file
+    from fam.io_utils import sha256_file
 
     spec = ModelSpec(
         "fam-encoder",

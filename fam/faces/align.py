@@ -325,7 +325,7 @@ def align_dataset(
         rejected=dict(Counter(r.reason for r in rows if r.status == "rejected")),
         formats=dict(Counter(r.input_format or "-" for r in rows)),
         processed=len(todo),
-        seconds_per_image=seconds / max(len(todo), 1),
+        seconds_per_image=round(seconds / max(len(todo), 1), 5),  # as the file keeps it
         out_dir=out_dir,
     )
     summary.write(out_dir)
