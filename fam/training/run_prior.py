@@ -23,7 +23,7 @@ from tqdm import tqdm
 from fam.config import PriorTrainingConfig, _to_plain
 from fam.errors import InputError, OutputExistsError
 from fam.evaluate.fid import InceptionFeatures, fid_from_features
-from fam.io_utils import atomic_open, atomic_write_json, sha256_file
+from fam.io_utils import atomic_open, atomic_write_bytes, atomic_write_json, sha256_file
 from fam.models.stylegan2 import StyleGAN2Generator
 from fam.runtime import Engine
 from fam.training.pack import load_pack
@@ -71,7 +71,8 @@ def _fid(trainer: PriorTrainer, out: Path, n: int) -> float:
         ref = np.load(ref_file)
     else:
         ref = inception.features(_real_batches(trainer.images, n))
-        np.save(ref_file, ref)
+        with atomic_open(ref_file) as fh:  # a cut-off cache would be loaded by the next run
+            np.save(fh, ref)
     return fid_from_features(inception.features(_sample_batches(trainer.G_ema, n, trainer.device)), ref)
 
 
@@ -202,7 +203,7 @@ def train_prior_run(
         export = Path(export)
         trainer.write_lifeboat(export)
         save_image(trainer.samples(64), export / "samples.png", nrow=8, normalize=True, value_range=(-1, 1))
-        (export / "log.jsonl").write_bytes(log_file.read_bytes())
+        atomic_write_bytes(export / "log.jsonl", log_file.read_bytes())
     return RunSummary(trainer.step, trainer.nimg / 1000, resumed_from, seconds, rate, last_fid)
 
 
