@@ -200,7 +200,8 @@ def evaluate_release(
             arr = np.array(per_key)
             for k, f in enumerate(cfg.fmrs):
                 metrics[f"psr_keys_mean_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].mean())
-                metrics[f"psr_keys_std_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].std(ddof=1))
+                # Population std (ddof=0): the paper's table 6 reports 2.33 only under this convention.
+                metrics[f"psr_keys_std_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].std(ddof=0))
             metrics["n_keys"] = float(len(releases))
 
         # Baselines scored by the same code.
