@@ -16,6 +16,10 @@ Registered names (``available()``):
 - ``facenet``: FaceNet InceptionResnetV1 (``fam.faces.facenet``), user weights.
 
 User weights are passed as ``path`` + ``sha256`` and checked by :mod:`fam.weights`.
+
+A new evaluator is a builder ``RecognizerOptions -> FaceRecognizer`` registered here (its network
+may live in its own module, imported inside the builder) and, if it loads a file, one entry in
+:mod:`fam.weights_catalog`. ``evaluate.recognizers`` then accepts its name.
 """
 
 from __future__ import annotations

@@ -104,3 +104,19 @@ def test_the_catalog_is_complete_without_importing_model_code() -> None:
     assert {"stylegan2-ffhq-config-f", "e4e-ffhq-encode", "fam-attr-stats", "farl-ep64"} <= set(
         weights.WEIGHTS.names()
     )
+
+
+@pytest.mark.unit
+def test_fam_models_lists_the_catalog_and_every_registered_name() -> None:
+    from fam import recognizers
+    from fam.models import factory
+
+    result = CliRunner().invoke(cli, ["models", "--no-check"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split("  [")[0] for line in result.output.splitlines() if "  [" in line]
+    assert listed == sorted(e.name for e in CATALOG)
+    for entry in CATALOG:
+        assert f"source:  {entry.source}: {entry.location}" in result.output
+    for role in factory.ROLES:
+        assert f"{role}:".ljust(11) + ", ".join(factory.available(role)) in result.output
+    assert ", ".join(recognizers.available()) in result.output
