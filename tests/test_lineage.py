@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fam.config import parse_params
 from fam.keys import new_key_file
-from tasks import lineage
+from tasks import mlflow_lineage as lineage
 from tasks.keyref import FlowKeyRef
 
 pytestmark = pytest.mark.flow

@@ -1,8 +1,10 @@
 """``fam audit``: which releases used a key fingerprint, with which data and code, and is it revoked.
 
 Answers from the MLflow lineage store written by the Prefect flows and the DVC ``report``
-stage. MLflow (and ``tasks.lineage``) are imported only when the command runs: ``fam/`` never
-imports an orchestrator at module level.
+stage. It lives in the orchestration layer because it reads MLflow, which ``fam/`` never imports;
+the ``fam`` command line finds it through the ``fam.commands`` entry point (pyproject.toml), so
+``fam audit`` works while the library stays free of ``tasks``. ``python -m tasks.audit`` runs it
+directly.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def audit(fingerprint: str, params_path: str, overrides: tuple[str, ...], as_jso
     if not fingerprint.startswith("fp-"):
         raise UserError(f"{fingerprint!r} is not a key fingerprint (they start with 'fp-'); never pass a key")
     params = load_params(params_path, dict(parse_override(o) for o in overrides))
-    from tasks import lineage  # lazy: imports MLflow
+    from tasks import mlflow_lineage as lineage  # lazy: imports MLflow
 
     store = lineage.Store.from_params(params)
     releases = lineage.releases_for(store, fingerprint)
@@ -63,3 +65,7 @@ def audit(fingerprint: str, params_path: str, overrides: tuple[str, ...], as_jso
 
 def _time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "?"
+
+
+if __name__ == "__main__":
+    audit()
