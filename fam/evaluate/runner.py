@@ -52,10 +52,16 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)  # what was not computed, and why
 
 
-def build_recognizers(cfg: EvaluateConfig) -> list[FaceRecognizer]:
-    from fam import recognizers  # the FR evaluators package (helper "faces")
+def build_recognizers(params: Params) -> list[FaceRecognizer]:
+    """``evaluate.recognizers``, built on ``runtime.device`` unless an evaluator's options name a device."""
+    from fam import recognizers
+    from fam.models.factory import resolve_device
 
-    return [recognizers.get(spec.name, **dict(spec.options)) for spec in cfg.recognizers]
+    device = resolve_device(params.runtime.device)
+    return [
+        recognizers.get(spec.name, **{"device": device, **dict(spec.options)})
+        for spec in params.evaluate.recognizers
+    ]
 
 
 def evaluate_release(
@@ -79,7 +85,7 @@ def evaluate_release(
     say = print if progress else (lambda *_a, **_k: None)
     rel1 = load_release(release_dir)
     persons = rel1.persons
-    recs = list(recognizers) if recognizers is not None else build_recognizers(cfg)
+    recs = list(recognizers) if recognizers is not None else build_recognizers(params)
     names = [r.name for r in recs]
     metrics: dict[str, float] = {"n_items": float(len(rel1.items)), "n_people": float(len(set(persons)))}
     notes: list[str] = []
