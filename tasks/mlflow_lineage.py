@@ -3,9 +3,9 @@
 Every protect flow run (and the DVC ``report`` stage) records one MLflow run holding:
 
 * params: the resolved ``params.yaml``, flattened to ``section.key`` names;
-* tags: git commit (+ dirty flag), the ``data.dvc`` hash, sha256 of every model file in the
-  weight registry that is present, the key fingerprint and kind (never the key), the Prefect
-  flow run id, the release folder and its manifest hash;
+* tags: git commit (+ dirty flag), the ``data.dvc`` hash, for every entry of the weight catalog
+  its sha256 (present) or status (missing, corrupt, user), the key fingerprint and kind (never
+  the key), the Prefect flow run id, the release folder and its manifest hash;
 * metrics: the flat ``EVAL/metrics.json``;
 * artifacts: protect manifest, ``release.json``, validation reports, ``report.md``, plots and
   the small image grid;
@@ -125,16 +125,13 @@ def data_version(dvc_file: Path = Path("data.dvc")) -> dict[str, str]:
 
 
 def weight_hashes() -> dict[str, str]:
-    """sha256 of every registry model file present here (verified: a corrupt file is reported)."""
+    """Every weight catalog entry: its sha256 when the file is here and verified, else its status."""
     from fam import weights
 
     out = {}
     for entry in weights.entries():
         state, _ = weights.status(entry)
-        if state == "present":
-            out[f"weight.{entry.name}.sha256"] = str(entry.sha256)
-        elif state == "corrupt":
-            out[f"weight.{entry.name}.sha256"] = "corrupt"
+        out[f"weight.{entry.name}.sha256"] = str(entry.sha256) if state == "present" else state
     return out
 
 

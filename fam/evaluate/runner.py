@@ -52,10 +52,16 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)  # what was not computed, and why
 
 
-def build_recognizers(cfg: EvaluateConfig) -> list[FaceRecognizer]:
-    from fam import recognizers  # the FR evaluators package (helper "faces")
+def build_recognizers(params: Params) -> list[FaceRecognizer]:
+    """``evaluate.recognizers``, built on ``runtime.device`` unless an evaluator's options name a device."""
+    from fam import recognizers
+    from fam.models.factory import resolve_device
 
-    return [recognizers.get(spec.name, **dict(spec.options)) for spec in cfg.recognizers]
+    device = resolve_device(params.runtime.device)
+    return [
+        recognizers.get(spec.name, **{"device": device, **dict(spec.options)})
+        for spec in params.evaluate.recognizers
+    ]
 
 
 def evaluate_release(
@@ -79,7 +85,7 @@ def evaluate_release(
     say = print if progress else (lambda *_a, **_k: None)
     rel1 = load_release(release_dir)
     persons = rel1.persons
-    recs = list(recognizers) if recognizers is not None else build_recognizers(cfg)
+    recs = list(recognizers) if recognizers is not None else build_recognizers(params)
     names = [r.name for r in recs]
     metrics: dict[str, float] = {"n_items": float(len(rel1.items)), "n_people": float(len(set(persons)))}
     notes: list[str] = []
@@ -200,7 +206,8 @@ def evaluate_release(
             arr = np.array(per_key)
             for k, f in enumerate(cfg.fmrs):
                 metrics[f"psr_keys_mean_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].mean())
-                metrics[f"psr_keys_std_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].std(ddof=1))
+                # Population std (ddof=0): the paper's table 6 reports 2.33 only under this convention.
+                metrics[f"psr_keys_std_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].std(ddof=0))
             metrics["n_keys"] = float(len(releases))
 
         # Baselines scored by the same code.
