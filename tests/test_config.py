@@ -131,9 +131,11 @@ def test_shipped_settings_test_settings_and_defaults_are_in_range():
 
 def test_model_option_ranges_name_registered_models():
     from fam.models import factory
+    from fam.recognizers import RecognizerOptions
 
     for role, name in MODEL_OPTION_RANGES:
-        assert name == "*" if role == "recognizer" else name in factory.ROLES[role], (role, name)
+        assert name == "*" if role == "recognizer" else name in factory.available(role), (role, name)
+    assert set(MODEL_OPTION_RANGES["recognizer", "*"]) <= set(RecognizerOptions.__dataclass_fields__)
 
 
 def test_settings_doc_lists_every_range():
