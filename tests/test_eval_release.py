@@ -21,22 +21,12 @@ from fam.config import Params
 from fam.evaluate.attacks import apply_mapper, train_mapper
 from fam.evaluate.baselines import gaussian_blur, pixelate
 from fam.evaluate.runner import evaluate_release
-from fam.evaluate.scoring import cosine_similarity
 from fam.keys import research_key
+from tests.helpers.tiny_models import TinyRecognizer
+
+pytestmark = pytest.mark.unit
 
 R = 32
-
-
-class TinyRecognizer:
-    name = "tiny"
-    embedding_dim = 48
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(images, 4).flatten(1)
-        return x - x.mean(1, keepdim=True)
-
-    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return cosine_similarity(a, b)
 
 
 class TinyGenerator(torch.nn.Module):

@@ -19,7 +19,8 @@ import yaml
 from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
 from tasks.validation import ALIGN_COLUMNS
-from tests.conftest import TINY_SETTINGS, make_face_folder
+from tests.helpers.faces import make_face_folder
+from tests.helpers.tiny_models import TINY_SETTINGS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]  # one Prefect server start (~15-40 s) + real flow runs
 
@@ -113,7 +114,7 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     from mlflow import MlflowClient
 
     import fam.evaluate.runner
-    from tests.test_eval_release import TinyRecognizer
+    from tests.helpers.tiny_models import TinyRecognizer
 
     monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda cfg: [TinyRecognizer()])
     s = setup
