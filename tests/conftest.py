@@ -14,6 +14,19 @@ from tests.helpers.tiny_models import TINY_SETTINGS, register_tiny_models
 
 register_tiny_models()
 
+# Every test says what it needs (pyproject.toml describes them), so `-m unit` etc. select honestly.
+PROJECT_MARKERS = frozenset({"unit", "data", "model", "flow", "slow"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an unmarked test must not vanish silently
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [i.nodeid for i in items if not any(m.name in PROJECT_MARKERS for m in i.iter_markers())]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) carry none of the markers {', '.join(sorted(PROJECT_MARKERS))}; "
+            "add a module-level `pytestmark` or a decorator:\n  " + "\n  ".join(unmarked)
+        )
+
 
 @pytest.fixture
 def tiny_params() -> Params:
