@@ -210,6 +210,7 @@ def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None
     from fam.errors import InputError
 
     params = setup["params"].replace({"evaluate.min_impostor_pairs": 10**7})
+    gen = TinyGenerator()
     with pytest.raises(InputError, match="impostor pairs"):
         evaluate_release(
             setup["aligned"],
@@ -218,6 +219,7 @@ def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None
             params,
             thresholds_from=setup["tmp"] / "impostors",
             recognizers=[TinyRecognizer()],
+            models=(gen, TinyInverter(gen)),
             progress=False,
         )
 

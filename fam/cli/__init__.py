@@ -4,12 +4,11 @@ so ``fam --help`` stays fast and ``fam key`` never imports torch's heavy model c
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
 from fam import __version__
-from fam.errors import UserError
+from fam.cli.common import Group
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -25,7 +24,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -44,14 +43,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    cli(prog_name="fam")

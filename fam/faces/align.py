@@ -291,6 +291,70 @@ class AlignSummary:
         return sum(self.rejected.values())
 
 
+@dataclass(frozen=True)
+class AlignPlan:
+    """What :func:`align_dataset` will do, decided before it writes anything (``fam align --dry-run``)."""
+
+    input_dir: Path
+    out_dir: Path
+    cfg: AlignConfig
+    inputs: tuple[tuple[str, str], ...]  # (input path, output path), relative to their folders
+    done: dict[str, dict[str, Any]]  # input path -> row of a previous run that --resume keeps
+    settings: dict[str, Any]  # recorded in align_config.json; --resume needs the same
+    resume: bool
+    force: bool
+    device: str
+
+    @property
+    def todo(self) -> list[tuple[str, str]]:
+        return [(rel, out_rel) for rel, out_rel in self.inputs if rel not in self.done]
+
+    @property
+    def persons(self) -> list[str]:
+        return sorted({rel.split("/", 1)[0] for rel, _ in self.inputs})
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "command": "align",
+            "input": str(self.input_dir),
+            "output": str(self.out_dir),
+            "persons": len(self.persons),
+            "input_files": len(self.inputs),
+            "files_to_process": len(self.todo),
+            "files_kept_from_previous_run": len(self.inputs) - len(self.todo),
+            "output_state": "resume" if self.resume else "force" if self.force else "new",
+            "detector": f"{self.settings['detector']} on {self.device}",
+            "size": self.settings["align"]["size"],
+        }
+
+
+def plan_align(
+    input_dir: Path,
+    out_dir: Path,
+    cfg: AlignConfig,
+    *,
+    persons: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str = "cpu",
+) -> AlignPlan:
+    """Check the inputs and the output folder's state; write nothing."""
+    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
+    if resume and force:
+        raise InputError("choose either resume or force, not both")
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
+    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
+        raise InputError(
+            f"output folder {out_dir} and input folder {input_dir} overlap; "
+            "choose an output folder outside the input (inputs are never written to)"
+        )
+    inputs = _list_inputs(input_dir, persons)
+    settings = {"align": dataclasses.asdict(cfg), "detector": "mtcnn"}
+    done = _check_out_dir(out_dir, settings, resume=resume, force=force)
+    return AlignPlan(input_dir, out_dir, cfg, tuple(inputs), done, settings, resume, force, device)
+
+
 def align_dataset(
     input_dir: Path,
     out_dir: Path,
@@ -309,24 +373,19 @@ def align_dataset(
     ``force``: discard the outputs of a previous run (only files it wrote) and start again.
     Anything else in a non-empty ``out_dir`` is an :class:`OutputExistsError`.
     """
-    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
-    if resume and force:
-        raise InputError("choose either resume or force, not both")
-    if not input_dir.is_dir():
-        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
-    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
-        raise InputError(
-            f"output folder {out_dir} and input folder {input_dir} overlap; "
-            "choose an output folder outside the input (inputs are never written to)"
-        )
-    inputs = _list_inputs(input_dir, persons)
-    config_blob = {"align": dataclasses.asdict(cfg), "detector": "mtcnn"}
-    done = _prepare_out_dir(out_dir, config_blob, resume=resume, force=force)
+    plan = plan_align(input_dir, out_dir, cfg, persons=persons, resume=resume, force=force, device=device)
+    return run_align(plan, progress=progress)
 
-    todo = [(rel, out_rel) for rel, out_rel in inputs if rel not in done]
+
+def run_align(plan: AlignPlan, *, progress: bool = True) -> AlignSummary:
+    """Carry out a plan of :func:`plan_align`."""
+    input_dir, out_dir, inputs, cfg = plan.input_dir, plan.out_dir, plan.inputs, plan.cfg
+    _prepare_out_dir(plan)
+    done = dict(plan.done)
+    todo = plan.todo
     journal_path = out_dir / _JOURNAL
     new_file = not journal_path.exists()
-    detector = default_detector(device, cfg.detect_max_side)
+    detector = default_detector(plan.device, cfg.detect_max_side)
     start = time.perf_counter()
     with open(journal_path, "a", newline="") as journal:
         writer = csv.DictWriter(journal, fieldnames=MANIFEST_COLUMNS)
@@ -366,7 +425,7 @@ def align_dataset(
                 "formats": dict(sorted(Counter(r["input_format"] or "-" for r in rows).items())),
                 "processed_this_run": summary.processed,
                 "seconds_per_image": round(summary.seconds_per_image, 5),
-                "settings": config_blob,
+                "settings": plan.settings,
             },
             indent=2,
         ).encode(),
@@ -402,10 +461,10 @@ def _list_inputs(input_dir: Path, persons: Sequence[str] | None) -> list[tuple[s
     return out
 
 
-def _prepare_out_dir(
-    out_dir: Path, config_blob: dict[str, Any], *, resume: bool, force: bool
+def _check_out_dir(
+    out_dir: Path, settings: dict[str, Any], *, resume: bool, force: bool
 ) -> dict[str, dict[str, Any]]:
-    """Check the output folder's state; return the rows already done (resume) or {}."""
+    """Check the output folder's state (reading only); return the rows a resume keeps, or {}."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a folder")
     entries = list(out_dir.iterdir()) if out_dir.exists() else []
@@ -423,29 +482,36 @@ def _prepare_out_dir(
                 f"output folder {out_dir} holds files that are not from `fam align` ({strangers[0]} ...); "
                 "choose an empty folder (nothing a user put there is ever overwritten)"
             )
-    if resume and entries:
-        old = json.loads((out_dir / _CONFIG).read_text()) if (out_dir / _CONFIG).exists() else None
-        if old != json.loads(json.dumps(config_blob)):
-            raise OutputExistsError(
-                f"{out_dir} was aligned with different settings ({out_dir / _CONFIG}); use --force to redo it"
-            )
-        done = {}
-        for row in previous.values():
-            if row["status"] == "aligned" and not (out_dir / row["output_path"]).is_file():
-                continue  # output vanished: redo it
-            done[row["input_path"]] = row
+    if not (resume and entries):
+        return {}
+    old = json.loads((out_dir / _CONFIG).read_text()) if (out_dir / _CONFIG).exists() else None
+    if old != json.loads(json.dumps(settings)):
+        raise OutputExistsError(
+            f"{out_dir} was aligned with different settings ({out_dir / _CONFIG}); use --force to redo it"
+        )
+    done = {}
+    for row in previous.values():
+        if row["status"] == "aligned" and not (out_dir / row["output_path"]).is_file():
+            continue  # output vanished: redo it
+        done[row["input_path"]] = row
+    return done
+
+
+def _prepare_out_dir(plan: AlignPlan) -> None:
+    """Bring the output folder into the state the plan found acceptable."""
+    out_dir = plan.out_dir
+    if plan.resume and out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / _JOURNAL).exists():
-            _write_manifest(out_dir / _JOURNAL, list(done.values()))
-        return done
-    if force:
-        for row in previous.values():  # delete only what a previous run recorded writing
+            _write_manifest(out_dir / _JOURNAL, list(plan.done.values()))
+        return
+    if plan.force:
+        for row in _read_rows(out_dir).values():  # delete only what a previous run recorded writing
             if row["output_path"]:
                 (out_dir / row["output_path"]).unlink(missing_ok=True)
         for name in _OWN_FILES:
             (out_dir / name).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(out_dir / _CONFIG, json.dumps(config_blob, indent=2, sort_keys=True).encode())
-    return {}
+    _atomic_write_bytes(out_dir / _CONFIG, json.dumps(plan.settings, indent=2, sort_keys=True).encode())
 
 
 def _read_rows(out_dir: Path) -> dict[str, dict]:
