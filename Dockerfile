@@ -31,7 +31,7 @@ COPY fam ./fam
 COPY tasks ./tasks
 COPY flows ./flows
 RUN pip install --no-deps --no-build-isolation . \
-    && python -c "import torch, dlib, fam, tasks.protect, flows.protect; print('torch', torch.__version__)"
+    && python -c "import torch, dlib, fam, tasks.protect, tasks.stages, flows.protect; print('torch', torch.__version__)"
 
 # Runs unprivileged; the host folder mounted at /data must be writable by uid 1000.
 USER 1000:1000

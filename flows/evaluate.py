@@ -8,8 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.protect import reports_dir_for
-from tasks import protect as t
+from tasks import evaluate, lineage, protect, validation
 
 
 @flow(name="evaluate-release")
@@ -26,13 +25,14 @@ def evaluate_release(
     """``release_dir`` is a protect output folder (``manifest.json`` + ``release/``); ``key`` (a
     reference) enables the key-holder attacks for secret keys."""
     overrides = dict(overrides or {})
-    manifest = json.loads((Path(release_dir) / "manifest.json").read_text())
-    identity = {"fingerprint": manifest["key"]["key_fingerprint"], "kind": manifest["key"]["key_kind"]}
-    reports = reports_dir_for(release_dir)
+    identity = protect.release_identity(release_dir)
+    reports = validation.reports_dir_for(release_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    t.evaluate(aligned_dir, release_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key)
-    report = t.validate_metrics(eval_dir, str(reports / "metrics.json"))
-    run_id = t.record_lineage(
+    evaluate.evaluate(
+        aligned_dir, release_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key
+    )
+    report = validation.validate_metrics(eval_dir, str(reports / "metrics.json"))
+    run_id = lineage.record_lineage(
         params_path,
         overrides,
         release_dir,

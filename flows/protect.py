@@ -12,16 +12,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from fam.config import load_params
 from flows.runners import make_task_runner
-from tasks import protect as t
+from tasks import align, evaluate, lineage, protect, publish, validation
+from tasks.common import settings, with_retries
 from tasks.keyref import FlowKeyRef
-
-
-def reports_dir_for(out_dir: str) -> Path:
-    """Validation reports live beside the protect output (the output folder belongs to fam)."""
-    out = Path(out_dir)
-    return out.with_name(out.name + "-validation")
 
 
 @flow(name="protect-shards")
@@ -36,14 +30,13 @@ def protect_shards(
     inversions_dir: str | None = None,
 ) -> list[dict[str, Any]]:
     """Fan out one cached, retried task per shard of people on the configured task runner."""
-    params = t.settings(params_path, overrides)
-    shard_task = t.with_retries(t.protect_shard, params)
-    inputs_digest = t.file_digest(Path(aligned_dir) / "manifest.csv")
+    shard_task = with_retries(protect.protect_shard, settings(params_path, overrides))
+    plan = protect.plan_shards(aligned_dir, params_path, overrides, people)
     args = (params_path, overrides)
-    digests = (inputs_digest, params.digest(), fingerprint, inversions_dir)
+    digests = (plan["inputs_digest"], plan["params_digest"], fingerprint, inversions_dir)
     tasks = [
         (shard_task.with_options(task_run_name=f"protect-shard-{i:03d}"), shard)
-        for i, shard in enumerate(t.shards(people, params.mlops.shard_size))
+        for i, shard in enumerate(plan["shards"])
     ]
     results = []
     if tasks and not (Path(out_dir) / ".fam" / "run.json").is_file():
@@ -82,17 +75,17 @@ def protect_dataset(
     overrides = dict(overrides or {})
     ref = FlowKeyRef.from_dict(key)  # refuses unknown fields, so no "key material" field can sneak in
     key = ref.to_dict()
-    params = load_params(params_path, overrides)
-    reports = reports_dir_for(out_dir)
+    params = settings(params_path, overrides)
+    reports = validation.reports_dir_for(out_dir)
     reports.mkdir(parents=True, exist_ok=True)
 
     if input_dir is not None:
         if persons is None:  # raw input and no explicit people: the configured subset ([] = all)
             persons = list(params.mlops.subset.person) or None
-        t.with_retries(t.align, params)(input_dir, aligned_dir, params_path, overrides, persons)
-    input_report = t.validate_input(aligned_dir, str(reports / "input.json"))
-    identity = t.key_identity(key)
-    people = t.list_people(aligned_dir, persons)
+        with_retries(align.align, params)(input_dir, aligned_dir, params_path, overrides, persons)
+    input_report = validation.validate_input(aligned_dir, str(reports / "input.json"))
+    identity = protect.key_identity(key)
+    people = align.list_people(aligned_dir, persons)
     log.info(
         "%d people in %d shards, key %s",
         len(people),
@@ -103,13 +96,19 @@ def protect_dataset(
     protect_shards.with_options(task_runner=make_task_runner(params.mlops))(
         aligned_dir, out_dir, key, params_path, overrides, people, identity["fingerprint"], inversions_dir
     )
-    summary = t.protect_finalise(aligned_dir, out_dir, key, params_path, overrides, people, inversions_dir)
-    release_report = t.validate_release(out_dir, aligned_dir, key, people, str(reports / "release.json"))
+    summary = protect.protect_finalise(
+        aligned_dir, out_dir, key, params_path, overrides, people, inversions_dir
+    )
+    release_report = validation.validate_release(
+        out_dir, aligned_dir, key, people, str(reports / "release.json")
+    )
     validation_reports = [input_report, release_report]
     if eval_dir is not None:
-        t.evaluate(aligned_dir, out_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key)
-        validation_reports.append(t.validate_metrics(eval_dir, str(reports / "metrics.json")))
-    run_id = t.record_lineage(
+        evaluate.evaluate(
+            aligned_dir, out_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key
+        )
+        validation_reports.append(validation.validate_metrics(eval_dir, str(reports / "metrics.json")))
+    run_id = lineage.record_lineage(
         params_path,
         overrides,
         out_dir,
@@ -120,7 +119,7 @@ def protect_dataset(
         "protect-dataset",
         lineage_tags,
     )
-    published = t.publish(out_dir, publish_dir) if publish_dir else None
+    published = publish.publish(out_dir, publish_dir) if publish_dir else None
     return {
         "mlflow_run_id": run_id,
         "key_fingerprint": identity["fingerprint"],

@@ -9,33 +9,14 @@ data is a decision this flow does not take.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 
-from fam.config import load_params
 from fam.errors import UserError
 from flows.protect import protect_dataset
-from tasks import lineage
-from tasks import protect as t
-
-
-@task(name="record-revocation")
-def record_revocation(
-    params_path: str, overrides: dict[str, Any], fingerprint: str, reason: str, replacement: str
-) -> str:
-    from prefect.runtime import flow_run
-
-    store = lineage.Store.from_params(load_params(params_path, overrides))
-    return lineage.revoke(
-        store,
-        fingerprint,
-        reason=reason,
-        replacement_fingerprint=replacement,
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-    )
+from tasks import lineage, protect
 
 
 @flow(name="revoke-key")
@@ -49,12 +30,11 @@ def revoke_key(
     """Revoke ``fingerprint`` (public, ``fp-...``) and re-protect its releases under ``new_key``."""
     log = get_run_logger()
     overrides = dict(overrides or {})
-    store = lineage.Store.from_params(load_params(params_path, overrides))
-    releases = [r for r in lineage.releases_for(store, fingerprint) if r["status"] == "FINISHED"]
-    new = t.key_identity(new_key)
+    releases = lineage.find_releases(params_path, overrides, fingerprint)
+    new = protect.key_identity(new_key)
     if new["fingerprint"] == fingerprint:
         raise UserError("the new key is the revoked key; create another with `fam key new --out FILE`")
-    revocation = record_revocation(params_path, overrides, fingerprint, reason, new["fingerprint"])
+    revocation = lineage.record_revocation(params_path, overrides, fingerprint, reason, new["fingerprint"])
     redone = []
     seen: set[str] = set()
     for r in releases:
@@ -62,8 +42,7 @@ def revoke_key(
             continue
         seen.add(r["release_dir"])
         old_out = Path(r["release_dir"])
-        manifest = json.loads((old_out / "manifest.json").read_text())
-        persons = sorted({it["person"] for it in manifest["items"]})
+        persons = protect.release_people(str(old_out))
         new_out = old_out.with_name(f"{old_out.name}-rekeyed-{new['fingerprint'][3:15]}")
         log.info("re-protecting %s (%d people) into %s", old_out, len(persons), new_out)
         result = protect_dataset(

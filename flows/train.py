@@ -9,34 +9,13 @@ params (``training.prior`` and the rest), code and data versions, and per-chunk 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 
-from fam.config import load_params
-from tasks import lineage
-from tasks import protect as t
-
-
-@task(name="train-prior-chunk")
-def train_chunk(data: str, out_dir: str, params_path: str, overrides: dict[str, Any], kimg: float) -> dict:
-    from fam.runtime import resolve_engine
-    from fam.training.run_prior import train_prior_run
-
-    params = t.settings(params_path, overrides)
-    resume = (Path(out_dir) / "state.pt").is_file()
-    summary = train_prior_run(
-        params.training.prior,
-        Path(data),
-        Path(out_dir),
-        resolve_engine(params.runtime),
-        resume=resume,
-        export=Path(out_dir) / "export",
-        kimg=kimg,
-    )
-    return asdict(summary)
+from tasks import lineage, training
+from tasks.common import settings, with_retries
 
 
 @flow(name="train-prior")
@@ -48,21 +27,13 @@ def train_prior(
     kimg: float | None = None,  # total to reach (default training.prior.kimg)
     chunk_kimg: float = 50.0,  # kimg per task: the unit of retry and progress logging
 ) -> dict[str, Any]:
-    from prefect.runtime import flow_run
-
     log = get_run_logger()
     overrides = dict(overrides or {})
-    params = load_params(params_path, overrides)
+    params = settings(params_path, overrides)
     total = float(kimg if kimg is not None else params.training.prior.kimg)
-    store = lineage.Store.from_params(params)
-    run_id = lineage.open_training_run(
-        store,
-        params,
-        run_name=f"train-prior {Path(out_dir).name}",
-        data_file=Path(data),
-        flow_run_id=str(flow_run.id) if flow_run.id else None,
-    )
-    chunk = t.with_retries(train_chunk, params)
+    args = (params_path, overrides)
+    run_id = lineage.open_training_run(*args, f"train-prior {Path(out_dir).name}", data)
+    chunk = with_retries(training.train_chunk, params)
     summary: dict = {}
     try:
         for i in range(1, math.ceil(total / chunk_kimg - 1e-9) + 1):
@@ -71,7 +42,7 @@ def train_prior(
                 data, out_dir, params_path, overrides, target
             )
             lineage.log_training_chunk(
-                store,
+                *args,
                 run_id,
                 summary["step"],
                 {
@@ -82,8 +53,8 @@ def train_prior(
             )
             log.info("reached %.3f kimg (step %d)", summary["kimg"], summary["step"])
     except BaseException:
-        lineage.close_training_run(store, run_id, [Path(out_dir) / "log.jsonl"], status="FAILED")
+        lineage.close_training_run(*args, run_id, [str(Path(out_dir) / "log.jsonl")], status="FAILED")
         raise
     export = Path(out_dir) / "export"
-    lineage.close_training_run(store, run_id, [Path(out_dir) / "log.jsonl", export / "samples.png"])
+    lineage.close_training_run(*args, run_id, [str(Path(out_dir) / "log.jsonl"), str(export / "samples.png")])
     return {"mlflow_run_id": run_id, **summary}

@@ -27,12 +27,12 @@ for p in "${people[@]}"; do person_args+=(--person "$p"); done
 
 step "align ${#people[@]} LFW people -> $out/aligned"
 fam align --input data/lfw/images --out "$out/aligned" --resume --no-progress "${person_args[@]}"
-python -m tasks.validation input "$out/aligned" --report "$out/validation/input.json"
+python -m tasks.stages validate input "$out/aligned" --report "$out/validation/input.json"
 
 if [[ ! -d "$out/impostors" ]]; then
   step "align other LFW people for the FMR thresholds -> $out/impostors"
   rm -rf "$out/impostor-input"
-  python -m tasks.impostors --input data/lfw/images --out "$out/impostor-input"
+  python -m tasks.stages impostors --input data/lfw/images --out "$out/impostor-input"
   fam align --input "$out/impostor-input" --out "$out/impostors.partial" --no-progress
   mv "$out/impostors.partial" "$out/impostors"
 fi
@@ -44,7 +44,7 @@ fi
 
 step "protect under $key_file -> $out/protect/main"
 fam protect --input "$out/aligned" --key-file "$key_file" --out "$out/protect/main" --resume --quiet
-python -m tasks.validation release "$out/protect/main" --aligned "$out/aligned" --key-file "$key_file" \
+python -m tasks.stages validate release "$out/protect/main" --aligned "$out/aligned" --key-file "$key_file" \
   --report "$out/validation/release-main.json"
 
 step "evaluate -> $out/eval"
@@ -53,7 +53,7 @@ fam evaluate --aligned "$out/aligned" --release "$out/protect/main" --thresholds
   --key-file "$key_file" --out "$out/eval"
 
 step "metrics gate + MLflow lineage"
-python -m tasks.report --aligned "$out/aligned" --protect "$out/protect" --eval "$out/eval" \
+python -m tasks.stages report --aligned "$out/aligned" --protect "$out/protect" --eval "$out/eval" \
   --evaluated-key main --validation "$out/validation" --out "$out/report"
 
 tracking_uri="$(python -c "from fam.config import load_params; print(load_params().mlops.tracking_uri)")"

@@ -129,7 +129,7 @@ def test_protect_dry_run_then_resume_plan(work: Path, key_file: Path) -> None:
 
 
 def test_evaluate_dry_run(work: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda cfg: [TinyRecognizer()])
+    monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda params: [TinyRecognizer()])
     params = str(work / "params.yaml")
     aligned = work / "aligned"
     protect = ["protect", "--input", str(aligned / "images"), "--persons", "Alice,Bob,Carol", "--quiet"]

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from fam.config import Params, load_params
+from tests.helpers.imports import PACKAGES, closure
 from tests.helpers.paths import ROOT
 from tests.helpers.tiny_models import TINY_SETTINGS
 
@@ -64,6 +65,33 @@ def test_stages_call_the_cli_declare_real_params_and_write_under_runs():
     for key in ("optimise.weights.consistency", "optimise.weights.attribute", "optimise.weights.anonymity"):
         assert key in known
         assert f"-S {key}=0" in (ROOT / "dvc.yaml").read_text()
+
+
+def _stage_module(cmd: str) -> str:
+    """The module a stage's command runs: a ``fam`` subcommand's module, or ``python -m tasks.x``."""
+    from fam.cli import COMMANDS
+
+    words = cmd.split()
+    if words[:3] == ["python", "-m", "fam"]:
+        return COMMANDS[words[3]].split(":")[0]
+    assert words[:2] == ["python", "-m"], cmd
+    return words[2]
+
+
+def test_stage_code_dependencies_cover_the_code_each_stage_runs():
+    """Editing any module a stage imports (statically, lazily, or as a registry target) re-runs it."""
+    for name, stage in _stages().items():
+        body = stage.get("do", stage)
+        deps = [d for d in body.get("deps", []) if d.split("/")[0] in PACKAGES]
+        for dep in deps:
+            assert (ROOT / dep).exists(), f"stage {name} depends on {dep}, which does not exist"
+        runs = closure(_stage_module(" ".join(body["cmd"].split())))
+        missing = sorted(
+            str(f.relative_to(ROOT))
+            for f in runs
+            if not any(f == ROOT / d or (ROOT / d) in f.parents for d in deps)
+        )
+        assert missing == [], f"stage {name} runs code its deps do not list: {missing}"
 
 
 def test_dockerfile_passes_hadolint():

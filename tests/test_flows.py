@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from fam.keys import new_key_file
+from tasks.gx_suites import ALIGN_COLUMNS
 from tasks.keyref import FlowKeyRef
-from tasks.validation import ALIGN_COLUMNS
 from tests.helpers.faces import make_face_folder
 from tests.helpers.tiny_models import TINY_SETTINGS
 
@@ -191,7 +191,7 @@ def test_failed_suite_stops_before_lineage_and_publish(setup):
     s = setup
     lines = (s["aligned"] / "manifest.csv").read_text().splitlines()
     (s["aligned"] / "manifest.csv").write_text("\n".join([*lines, lines[1]]) + "\n")  # an input listed twice
-    from tasks.validation import ValidationFailed
+    from tasks.gx_suites import ValidationFailed
 
     with pytest.raises(ValidationFailed, match="every input appears once"):
         run_protect(s, s["tmp"] / "out", publish_dir=str(s["tmp"] / "published"))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fam.config import parse_params
 from fam.keys import new_key_file
-from tasks import lineage
+from tasks import mlflow_lineage as lineage
 from tasks.keyref import FlowKeyRef
 
 pytestmark = pytest.mark.flow
@@ -107,3 +107,37 @@ def _cli():
     from fam.cli import cli
 
     return cli
+
+
+@pytest.mark.unit
+def test_weight_tags_cover_the_catalog_and_hash_only_present_files(tmp_path, monkeypatch):
+    from fam import weights
+    from fam.errors import MissingWeightsError
+    from fam.registry import Registry
+    from fam.weights_catalog import CATALOG
+
+    assert set(lineage.weight_hashes()) == {f"weight.{e.name}.sha256" for e in CATALOG}
+
+    here, changed = tmp_path / "here.bin", tmp_path / "changed.bin"
+    here.write_bytes(b"a model file")
+    changed.write_bytes(b"a changed model file")
+    sha = weights.sha256_file(here)
+    common = {"role": "test", "license": "CC0", "how_to_get": "-"}
+    entries = [
+        weights.WeightEntry(name="present", source="project", location=str(here), sha256=sha, **common),
+        weights.WeightEntry(name="corrupt", source="project", location=str(changed), sha256=sha, **common),
+        weights.WeightEntry(
+            name="missing", source="package", location="zz_no_such_pkg/m.bin", sha256=sha, **common
+        ),
+        weights.WeightEntry(name="user", source="user", location="your copy", sha256=None, **common),
+    ]
+    registry: Registry[weights.WeightEntry] = Registry("model file", error=MissingWeightsError)
+    for entry in entries:
+        registry.register(entry.name, entry)
+    monkeypatch.setattr(weights, "WEIGHTS", registry)
+    assert lineage.weight_hashes() == {
+        "weight.present.sha256": sha,
+        "weight.corrupt.sha256": "corrupt",
+        "weight.missing.sha256": "missing",
+        "weight.user.sha256": "user",
+    }

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from fam.errors import ConfigError, MissingWeightsError
+from fam.faces.chip import DLIB_150
 from fam.interfaces import FaceRecognizer
 from fam.recognizers import available, get
+from fam.registry import Registry
 from fam.weights import sha256_file
 
 
@@ -76,3 +78,39 @@ def test_arcface_evaluators_load_official_layouts(tmp_path: Path, name: str, dep
     other = "arcface-ir152" if name == "arcface-irse50" else "arcface-irse50"
     with pytest.raises(MissingWeightsError, match=f"IR-{depth} backbone"):
         get(other, path=file, sha256=sha256_file(file))
+
+
+@pytest.mark.unit
+def test_evaluation_builds_recognizers_on_the_runtime_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fam import recognizers
+    from fam.config import parse_params
+    from fam.evaluate.runner import build_recognizers
+
+    devices: list[object] = []
+
+    def probe(opts: recognizers.RecognizerOptions) -> recognizers.TemplateRecognizer:
+        devices.append(opts.device)
+        net = torch.nn.Linear(3, 2).to(opts.device)
+        return recognizers.TemplateRecognizer("probe", net, DLIB_150, lambda x: x, 2, opts.batch_size)
+
+    registry: Registry[recognizers.Builder] = Registry("face recognizer")
+    registry.register("probe", probe)
+    monkeypatch.setattr(recognizers, "RECOGNIZERS", registry)
+    # "meta" stands in for an accelerator: a real device that is not the options' default (cpu)
+    params = parse_params(
+        {
+            "runtime": {"device": "meta"},
+            "evaluate": {"recognizers": ["probe", {"name": "probe", "device": "cpu", "batch_size": 2}]},
+        }
+    )
+    built = build_recognizers(params)
+    assert devices == [torch.device("meta"), "cpu"]  # an evaluator's own device option wins
+    assert [rec.device for rec in built] == [torch.device("meta"), torch.device("cpu")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.unit
+def test_a_taken_recognizer_name_is_refused() -> None:
+    from fam import recognizers
+
+    with pytest.raises(ValueError, match="face recognizer 'dlib' is already registered"):
+        recognizers.register("dlib", recognizers.RECOGNIZERS.get("facenet"))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks.validation import ALIGN_COLUMNS, validate_input_manifest, validate_metrics, validate_release
+from tasks.gx_suites import ALIGN_COLUMNS, validate_input_manifest, validate_metrics, validate_release
 
 pytestmark = pytest.mark.flow
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,9 @@ from click.testing import CliRunner
 from fam import weights
 from fam.cli import cli
 from fam.errors import MissingWeightsError
+from fam.registry import Registry
 from fam.weights import resolve, sha256_file
+from fam.weights_catalog import CATALOG
 
 
 @pytest.mark.model
@@ -62,7 +67,10 @@ def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
         sha256="0" * 64,
         how_to_get="reinstall the test package",
     )
-    monkeypatch.setitem(weights._REGISTRY, entry.name, entry)
+    registry: Registry[weights.WeightEntry] = Registry("model file", error=MissingWeightsError)
+    for known in [*weights.entries(), entry]:
+        registry.register(known.name, known)
+    monkeypatch.setattr(weights, "WEIGHTS", registry)
     result = CliRunner().invoke(cli, ["models", "--no-check"])
     assert result.exit_code == 0 and "zz-test-model  [unchecked]" in result.output
     result = CliRunner().invoke(cli, ["models"])
@@ -70,3 +78,47 @@ def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
     assert "zz-test-model  [corrupt]" in result.output
     assert "hash mismatch; reinstall the test package" in result.output
     assert "1 package model file(s) fail their sha256 check" in result.output
+
+
+@pytest.mark.unit
+def test_a_package_or_project_entry_needs_its_sha256() -> None:
+    with pytest.raises(ValueError, match="'zz' from package needs a sha256"):
+        weights.WeightEntry(
+            name="zz", role="r", source="package", location="p/x", license="MIT", sha256=None, how_to_get="-"
+        )
+
+
+@pytest.mark.unit
+def test_the_catalog_is_complete_without_importing_model_code() -> None:
+    # Lineage and `fam models` list the catalog in processes that never build a model.
+    code = (
+        "import sys; from fam import weights; "
+        "print(len(weights.entries())); "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('fam.models', 'fam.faces'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # this checkout's fam
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.split("\n")[:2] == [str(len(CATALOG)), "[]"]
+    assert [e.name for e in weights.entries()] == sorted(e.name for e in CATALOG)
+    # entries the model modules used to register at import are in the one table
+    assert {"stylegan2-ffhq-config-f", "e4e-ffhq-encode", "fam-attr-stats", "farl-ep64"} <= set(
+        weights.WEIGHTS.names()
+    )
+
+
+@pytest.mark.unit
+def test_fam_models_lists_the_catalog_and_every_registered_name() -> None:
+    from fam import recognizers
+    from fam.models import factory
+
+    result = CliRunner().invoke(cli, ["models", "--no-check"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split("  [")[0] for line in result.output.splitlines() if "  [" in line]
+    assert listed == sorted(e.name for e in CATALOG)
+    for entry in CATALOG:
+        assert f"source:  {entry.source}: {entry.location}" in result.output
+    for role in factory.ROLES:
+        assert f"{role}:".ljust(11) + ", ".join(factory.available(role)) in result.output
+    assert ", ".join(recognizers.available()) in result.output

@@ -4,6 +4,7 @@ so ``fam --help`` stays fast and ``fam key`` never imports torch's heavy model c
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 
 import click
 
@@ -12,7 +13,6 @@ from fam.cli.common import Group
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
-    "audit": "fam.cli.audit:audit",
     "align": "fam.cli.align:align",
     "evaluate": "fam.cli.evaluate:evaluate",
     "key": "fam.cli.key:key",
@@ -24,12 +24,25 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# Commands other installed packages add (entry point group ``fam.commands``): the project's own
+# orchestration layer adds ``audit`` this way, so the library never imports it.
+PLUGIN_GROUP = "fam.commands"
+
+
+def _targets() -> dict[str, str]:
+    plugins = {ep.name: ep.value for ep in entry_points(group=PLUGIN_GROUP)}
+    clash = sorted(set(plugins) & set(COMMANDS))
+    if clash:
+        raise click.ClickException(f"entry points {clash} ({PLUGIN_GROUP}) clash with fam's own commands")
+    return {**COMMANDS, **plugins}
+
+
 class _LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(_targets())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = _targets().get(cmd_name)
         if target is None:
             return None
         module, attr = target.split(":")

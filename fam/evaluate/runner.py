@@ -52,10 +52,16 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)  # what was not computed, and why
 
 
-def build_recognizers(cfg: EvaluateConfig) -> list[FaceRecognizer]:
-    from fam import recognizers  # the FR evaluators package (helper "faces")
+def build_recognizers(params: Params) -> list[FaceRecognizer]:
+    """``evaluate.recognizers``, built on ``runtime.device`` unless an evaluator's options name a device."""
+    from fam import recognizers
+    from fam.models.factory import resolve_device
 
-    return [recognizers.get(spec.name, **dict(spec.options)) for spec in cfg.recognizers]
+    device = resolve_device(params.runtime.device)
+    return [
+        recognizers.get(spec.name, **{"device": device, **dict(spec.options)})
+        for spec in params.evaluate.recognizers
+    ]
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def plan_evaluation(
         match_items(rel1, rel2)
     extra = tuple(load_release(d) for d in key_release_dirs)
     naive = load_release(naive_release_dir) if naive_release_dir is not None else None
-    recs = tuple(recognizers) if recognizers is not None else tuple(build_recognizers(cfg))
+    recs = tuple(recognizers) if recognizers is not None else tuple(build_recognizers(params))
     source = _threshold_source(cfg, recs, aligned_dir, thresholds_from, set(rel1.persons))
 
     key = _resolve_key(rel1, key)
@@ -318,7 +324,8 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
             arr = np.array(per_key)
             for k, f in enumerate(cfg.fmrs):
                 metrics[f"psr_keys_mean_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].mean())
-                metrics[f"psr_keys_std_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].std(ddof=1))
+                # Population std (ddof=0): the paper's table 6 reports 2.33 only under this convention.
+                metrics[f"psr_keys_std_{name}_fmr{thr.fmr_tag(f)}"] = float(arr[:, k].std(ddof=0))
             metrics["n_keys"] = float(len(releases))
 
         # Baselines scored by the same code.

@@ -1,8 +1,10 @@
 """``fam audit``: which releases used a key fingerprint, with which data and code, and is it revoked.
 
 Answers from the MLflow lineage store written by the Prefect flows and the DVC ``report``
-stage. MLflow (and ``tasks.lineage``) are imported only when the command runs: ``fam/`` never
-imports an orchestrator at module level.
+stage. It lives in the orchestration layer because it reads MLflow, which ``fam/`` never imports;
+the ``fam`` command line finds it through the ``fam.commands`` entry point (pyproject.toml), so
+``fam audit`` works while the library stays free of ``tasks``. ``python -m tasks.audit`` runs it
+directly.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import load_cli_params, params_options
+from fam.cli.common import Command, load_cli_params, params_options
 from fam.errors import UserError
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--fingerprint", required=True, help="public key fingerprint (fp-...), as printed by `fam key`")
 @click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
 @params_options
@@ -26,7 +28,7 @@ def audit(fingerprint: str, as_json: bool, params_path: Path, overrides: tuple[s
     if not fingerprint.startswith("fp-"):
         raise UserError(f"{fingerprint!r} is not a key fingerprint (they start with 'fp-'); never pass a key")
     params = load_cli_params(params_path, overrides)
-    from tasks import lineage  # lazy: imports MLflow
+    from tasks import mlflow_lineage as lineage  # lazy: imports MLflow
 
     store = lineage.Store.from_params(params)
     releases = lineage.releases_for(store, fingerprint)
@@ -63,3 +65,7 @@ def audit(fingerprint: str, as_json: bool, params_path: Path, overrides: tuple[s
 
 def _time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ms else "?"
+
+
+if __name__ == "__main__":
+    audit()

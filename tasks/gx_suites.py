@@ -1,0 +1,523 @@
+"""Great Expectations suites that gate a release: nothing is published unless they pass.
+
+Three suites, each over a pandas frame built from what is on disk:
+
+* ``input``: the alignment manifest (``ALIGNED/manifest.csv``): unique input paths, known
+  statuses, plausible sizes and detection scores, aligned files present, people with an image.
+* ``release``: a protect output folder against its aligned inputs: one protected image per
+  accepted input and nothing else, every file decodes and matches its manifest hash, no
+  original pixels, no latents, no real names and no key material anywhere under ``release/``.
+* ``metrics``: ``EVAL/metrics.json``: every value finite, PSR/EER/AUC/D_sys within [0, 1],
+  score means within [-1, 1], counts and FID >= 0.
+
+The frames hold derived booleans and numbers, never the key: Great Expectations echoes
+unexpected values into its results, so the key is compared here and only the verdict enters.
+
+Flows run the suites through the tasks of :mod:`tasks.validation`; the DVC ``validate`` stages
+through ``python -m tasks.stages validate ...`` (:mod:`tasks.stages`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fam.errors import UserError
+
+PROTECT_MANIFEST_FORMAT = "fam-protect-manifest/v1"
+ALIGN_COLUMNS = (
+    "input_path",
+    "person",
+    "status",
+    "reason",
+    "output_path",
+    "input_format",
+    "input_width",
+    "input_height",
+    "det_score",
+    "face_px",
+    "n_faces",
+)
+RELEASE_SUFFIXES = {".png", ".json"}  # anything else in release/ (latents, arrays, keys) fails the suite
+MIN_INPUT_SIDE = 32  # pixels; smaller inputs cannot hold a face the detector could align
+# Metric families of fam.evaluate (docs/evaluation.md): shares and probabilities in [0, 1],
+# cosine-score means in [-1, 1], counts and distances >= 0.
+_RATE_PATTERN = re.compile(r"^(?:psr|eer|auc|dsys)_(?!bins$)")
+_SCORE_PATTERN = re.compile(r"^score_")
+_COUNT_PATTERN = re.compile(r"(?:^n_|_n$|_bins$|^fid)")
+
+
+class ValidationFailed(UserError):
+    """A suite failed: the flow stops here and nothing is published."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        self.report = report
+        failed = "; ".join(f"{r['expectation']}({r.get('column') or ''}): {r['why']}" for r in report.failed)
+        super().__init__(f"validation suite {report.suite!r} failed: {failed}")
+
+
+@dataclass
+class ValidationReport:
+    suite: str
+    success: bool
+    n_rows: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if not r["success"]]
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
+        return path
+
+    def raise_for_failure(self) -> ValidationReport:
+        if not self.success:
+            raise ValidationFailed(self)
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Suites.
+
+
+def validate_input_manifest(aligned_dir: str | Path) -> ValidationReport:
+    """Suite ``input`` over ``ALIGNED/manifest.csv`` (and the aligned files it names)."""
+    aligned_dir = Path(aligned_dir)
+    rows = _read_align_manifest(aligned_dir)
+    ok = rows["status"] == "aligned"
+    rows["aligned_file_present"] = [
+        bool(isinstance(p, str) and p and (aligned_dir / p).is_file()) if a else True
+        for p, a in zip(rows["output_path"], ok, strict=True)
+    ]
+    people = rows.groupby("person")["status"].apply(lambda s: int((s == "aligned").sum())).rename("n_aligned")
+    people = people.reset_index()
+    aligned = rows[ok]
+    E = _gx().expectations
+    frames = {
+        "rows": (
+            rows,
+            [
+                (E.ExpectColumnValuesToBeUnique(column="input_path"), "every input appears once"),
+                (E.ExpectColumnValuesToNotBeNull(column="person"), "every input belongs to a person"),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="status", value_set=["aligned", "rejected"]),
+                    "known status",
+                ),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="aligned_file_present", value_set=[True]),
+                    "aligned file exists",
+                ),
+            ],
+        ),
+        "aligned": (
+            aligned,
+            [
+                (E.ExpectColumnValuesToBeUnique(column="output_path"), "one aligned file per input"),
+                (
+                    E.ExpectColumnValuesToBeBetween(column="input_width", min_value=MIN_INPUT_SIDE),
+                    "input width",
+                ),
+                (
+                    E.ExpectColumnValuesToBeBetween(column="input_height", min_value=MIN_INPUT_SIDE),
+                    "input height",
+                ),
+                (
+                    E.ExpectColumnValuesToBeBetween(column="det_score", min_value=0.0, max_value=1.0),
+                    "det score",
+                ),
+                (E.ExpectColumnValuesToBeBetween(column="face_px", min_value=1), "face size"),
+                (E.ExpectColumnValuesToBeBetween(column="n_faces", min_value=1), "a face was found"),
+            ],
+        ),
+        "people": (
+            people,
+            [
+                (E.ExpectTableRowCountToBeBetween(min_value=1), "at least one person"),
+                # A person whose every image was rejected is reported, not fatal, unless most are.
+                (
+                    E.ExpectColumnValuesToBeBetween(column="n_aligned", min_value=1, mostly=0.9),
+                    "people with an image",
+                ),
+            ],
+        ),
+    }
+    return _run_suite("input", frames)
+
+
+def validate_release(
+    out_dir: str | Path,
+    aligned_dir: str | Path,
+    *,
+    expected_fingerprint: str | None = None,
+    key_hex: str | None = None,
+    persons: list[str] | None = None,
+) -> ValidationReport:
+    """Suite ``release`` over a protect output folder (``OUT/manifest.json`` + ``OUT/release/``).
+
+    ``key_hex`` (when the key is at hand) is searched for, as hex and as raw bytes, in every
+    file under ``release/``; ``persons`` limits the expected inputs to those people.
+    """
+    out_dir, aligned_dir = Path(out_dir), Path(aligned_dir)
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"{manifest_path} does not exist; run `fam protect --out {out_dir}` first")
+    manifest = json.loads(manifest_path.read_text())
+    release = out_dir / "release"
+    align_rows = _read_align_manifest(aligned_dir)
+    accepted = align_rows[align_rows["status"] == "aligned"]
+    if persons is not None:
+        accepted = accepted[accepted["person"].isin(persons)]
+    names = sorted(set(align_rows["person"].astype(str)))
+
+    items = pd.DataFrame(manifest.get("items", []))
+    for col in ("input", "person", "pseudonym", "output", "output_sha256"):
+        if col not in items:
+            items[col] = pd.Series(dtype=object)
+    rejects = pd.DataFrame(manifest.get("rejects", []), columns=["input", "reason"])
+
+    # Which accepted input each item (or reject) came from: (person, file stem) is unique in ALIGNED.
+    def ident(person: Any, path: Any) -> str:
+        return f"{person}/{Path(str(path)).stem}"
+
+    reject_ids = {Path(str(p)).stem for p in rejects["input"]}
+    item_ids = [ident(p, i) for p, i in zip(items["person"], items["input"], strict=True)]
+    expected = pd.DataFrame(
+        {"input": [ident(p, i) for p, i in zip(accepted["person"], accepted["input_path"], strict=True)]}
+    )
+    expected["n_outputs"] = [item_ids.count(i) for i in expected["input"]]
+    expected["rejected_by_protect"] = [i.split("/", 1)[1] in reject_ids for i in expected["input"]]
+    expected["accounted_for"] = (expected["n_outputs"] == 1) | (
+        (expected["n_outputs"] == 0) & expected["rejected_by_protect"]
+    )
+    expected_ids = set(expected["input"])
+    items["from_accepted_input"] = [i in expected_ids for i in item_ids]
+
+    # Pixels of the originals: file bytes of the raw inputs and the aligned images, and decoded arrays.
+    original_file_hashes: set[str] = set()
+    original_pixel_hashes: set[str] = set()
+    for _, row in accepted.iterrows():
+        raw = Path(str(row["input_path"]))
+        if raw.is_file():
+            original_file_hashes.add(_sha256(raw.read_bytes()))
+            original_pixel_hashes.add(_pixel_hash(raw))
+        al = aligned_dir / str(row["output_path"])
+        if al.is_file():
+            original_file_hashes.add(_sha256(al.read_bytes()))
+            original_pixel_hashes.add(_pixel_hash(al))
+
+    listed = {str(o) for o in items["output"]}
+    key_bytes = bytes.fromhex(key_hex) if key_hex else None
+    files = sorted(p for p in release.rglob("*") if p.is_file()) if release.is_dir() else []
+    name_re = re.compile("|".join(re.escape(n) for n in names if len(n) >= 3)) if names else None
+    scan = []
+    for f in files:
+        rel = f.relative_to(out_dir).as_posix()
+        data = f.read_bytes()
+        is_image = f.suffix == ".png"
+        decoded_hash = _pixel_hash(f) if is_image else None
+        text = data.decode("utf-8", errors="ignore") if not is_image else ""
+        scan.append(
+            {
+                "file": rel,
+                "allowed_type": f.suffix.lower() in RELEASE_SUFFIXES,
+                "listed_or_release_json": rel in listed or rel == "release/release.json",
+                "decodes": decoded_hash is not None if is_image else _json_ok(text),
+                "is_original_copy": _sha256(data) in original_file_hashes
+                or (decoded_hash is not None and decoded_hash in original_pixel_hashes),
+                "contains_key": _contains_key(data, key_hex, key_bytes),
+                "contains_real_name": bool(name_re and (name_re.search(rel) or name_re.search(text))),
+            }
+        )
+    scan_df = pd.DataFrame(
+        scan,
+        columns=[
+            "file",
+            "allowed_type",
+            "listed_or_release_json",
+            "decodes",
+            "is_original_copy",
+            "contains_key",
+            "contains_real_name",
+        ],
+    )
+    items["sha256_matches"] = [
+        (out_dir / str(o)).is_file() and _sha256((out_dir / str(o)).read_bytes()) == s
+        for o, s in zip(items["output"], items["output_sha256"], strict=True)
+    ]
+    items["under_release"] = [str(o).startswith("release/") for o in items["output"]]
+    header = pd.DataFrame(
+        [
+            {
+                "format": manifest.get("format"),
+                "fingerprint_matches": expected_fingerprint is None
+                or manifest.get("key", {}).get("key_fingerprint") == expected_fingerprint,
+                "has_code_version": bool(manifest.get("code_version")),
+                "has_params_digest": bool(manifest.get("params_digest")),
+                "has_generator_id": bool(manifest.get("generator_id")),
+                "release_json_present": (release / "release.json").is_file(),
+            }
+        ]
+    )
+    E = _gx().expectations
+    true = [True]
+    frames = {
+        "header": (
+            header,
+            [
+                (
+                    E.ExpectColumnValuesToBeInSet(column="format", value_set=[PROTECT_MANIFEST_FORMAT]),
+                    "format",
+                ),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="fingerprint_matches", value_set=true),
+                    "key fingerprint",
+                ),
+                (E.ExpectColumnValuesToBeInSet(column="has_code_version", value_set=true), "code version"),
+                (E.ExpectColumnValuesToBeInSet(column="has_params_digest", value_set=true), "params digest"),
+                (E.ExpectColumnValuesToBeInSet(column="has_generator_id", value_set=true), "generator id"),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="release_json_present", value_set=true),
+                    "release.json",
+                ),
+            ],
+        ),
+        "expected_inputs": (
+            expected,
+            [
+                (E.ExpectTableRowCountToBeBetween(min_value=1), "at least one accepted input"),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="accounted_for", value_set=true),
+                    "one protected image per accepted input (or a recorded reject)",
+                ),
+            ],
+        ),
+        "items": (
+            items,
+            [
+                (E.ExpectColumnValuesToBeUnique(column="output"), "one file per item"),
+                (E.ExpectColumnValuesToNotBeNull(column="pseudonym"), "pseudonym recorded"),
+                (E.ExpectColumnValuesToBeInSet(column="from_accepted_input", value_set=true), "nothing else"),
+                (E.ExpectColumnValuesToBeInSet(column="sha256_matches", value_set=true), "hash matches file"),
+                (E.ExpectColumnValuesToBeInSet(column="under_release", value_set=true), "output in release/"),
+            ],
+        ),
+        "release_files": (
+            scan_df,
+            [
+                (
+                    E.ExpectColumnValuesToBeInSet(column="allowed_type", value_set=true),
+                    "only png/json (no latents)",
+                ),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="listed_or_release_json", value_set=true),
+                    "no unlisted file",
+                ),
+                (E.ExpectColumnValuesToBeInSet(column="decodes", value_set=true), "every file decodes"),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="is_original_copy", value_set=[False]),
+                    "no original pixels",
+                ),
+                (E.ExpectColumnValuesToBeInSet(column="contains_key", value_set=[False]), "no key material"),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="contains_real_name", value_set=[False]),
+                    "no real names",
+                ),
+            ],
+        ),
+    }
+    report = _run_suite("release", frames)
+    report.results.append(
+        {
+            "frame": "release_files",
+            "expectation": "key_scan",
+            "column": "contains_key",
+            "success": True,
+            "why": "key material searched for"
+            if key_hex
+            else "key not at hand (research seed): not searched",
+            "unexpected_count": 0,
+            "examples": [],
+        }
+    )
+    return report
+
+
+def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport:
+    """Suite ``metrics`` over the flat ``{name: float}`` of ``EVAL/metrics.json``."""
+    if not isinstance(metrics, dict):
+        path = Path(metrics)
+        if not path.is_file():
+            raise UserError(f"{path} does not exist; run `fam evaluate` first")
+        metrics = json.loads(path.read_text())
+    frame = pd.DataFrame(
+        [
+            {
+                "name": k,
+                "is_number": isinstance(v, int | float) and not isinstance(v, bool),
+                "finite": isinstance(v, int | float) and math.isfinite(v),
+                "value": float(v) if isinstance(v, int | float) and math.isfinite(v) else np.nan,
+            }
+            for k, v in sorted(metrics.items())
+        ],
+        columns=["name", "is_number", "finite", "value"],
+    )
+    rates = frame[frame["name"].str.lower().str.contains(_RATE_PATTERN) & frame["finite"]]
+    counts = frame[frame["name"].str.lower().str.contains(_COUNT_PATTERN) & frame["finite"]]
+    scores = frame[frame["name"].str.lower().str.contains(_SCORE_PATTERN) & frame["finite"]]
+    E = _gx().expectations
+    frames = {
+        "all": (
+            frame,
+            [
+                (E.ExpectTableRowCountToBeBetween(min_value=1), "at least one metric"),
+                (E.ExpectColumnValuesToBeUnique(column="name"), "unique names"),
+                (E.ExpectColumnValuesToBeInSet(column="is_number", value_set=[True]), "numbers only"),
+                (E.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]), "finite"),
+            ],
+        ),
+        "rates": (
+            rates,
+            [
+                (
+                    E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0, max_value=1.0),
+                    "rate in [0, 1]",
+                )
+            ],
+        ),
+        "counts": (counts, [(E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0), "count >= 0")]),
+        "scores": (
+            scores,
+            [
+                (
+                    E.ExpectColumnValuesToBeBetween(column="value", min_value=-1.0, max_value=1.0),
+                    "score in [-1, 1]",
+                )
+            ],
+        ),
+    }
+    return _run_suite("metrics", frames)
+
+
+# --------------------------------------------------------------------------------------------
+# Great Expectations plumbing: one ephemeral context per process (import costs seconds).
+
+
+@functools.cache
+def _context() -> Any:
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+def _gx() -> Any:
+    import os
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+
+    return gx
+
+
+_SUITE_COUNTER = iter(range(1 << 62))
+
+
+def _run_suite(
+    suite_name: str, frames: dict[str, tuple[pd.DataFrame, list[tuple[Any, str]]]]
+) -> ValidationReport:
+    gx = _gx()
+    ctx = _context()
+    uid = next(_SUITE_COUNTER)
+    source = ctx.data_sources.add_pandas(f"fam-{suite_name}-{uid}")
+    results: list[dict[str, Any]] = []
+    n_rows = 0
+    for frame_name, (frame, expectations) in frames.items():
+        n_rows += len(frame)
+        batch = source.add_dataframe_asset(frame_name).add_batch_definition_whole_dataframe("whole")
+        suite = gx.ExpectationSuite(name=f"{suite_name}.{frame_name}.{uid}")
+        whys = []
+        for expectation, why in expectations:
+            suite.add_expectation(expectation)
+            whys.append(why)
+        suite = ctx.suites.add(suite)
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(data=batch, suite=suite, name=f"{suite_name}.{frame_name}.{uid}")
+        )
+        run = definition.run(
+            batch_parameters={"dataframe": frame.reset_index(drop=True)}, result_format="SUMMARY"
+        )
+        by_id = {e.id: w for e, w in zip(suite.expectations, whys, strict=True)}
+        for r in run.results:
+            cfg = r.expectation_config
+            results.append(
+                {
+                    "frame": frame_name,
+                    "expectation": cfg.type,
+                    "column": cfg.kwargs.get("column"),
+                    "success": bool(r.success),
+                    "why": by_id.get(cfg.id, ""),
+                    "unexpected_count": r.result.get("unexpected_count", 0),
+                    "examples": [str(x) for x in (r.result.get("partial_unexpected_list") or [])[:5]],
+                }
+            )
+    return ValidationReport(suite_name, all(r["success"] for r in results), n_rows, results)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers.
+
+
+def _read_align_manifest(aligned_dir: Path) -> pd.DataFrame:
+    path = aligned_dir / "manifest.csv"
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; run `fam align --out {aligned_dir}` first")
+    rows = pd.read_csv(path, dtype={"input_path": str, "person": str, "output_path": str, "reason": str})
+    missing = [c for c in ALIGN_COLUMNS if c not in rows]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {missing}; it was not written by `fam align`")
+    return rows
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _pixel_hash(path: Path) -> str | None:
+    """sha256 of the decoded RGB pixels (catches a copy re-encoded losslessly); None if it won't decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    return _sha256(f"{arr.shape}".encode() + arr.tobytes())
+
+
+def _json_ok(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _contains_key(data: bytes, key_hex: str | None, key_bytes: bytes | None) -> bool:
+    if not key_hex or key_bytes is None:
+        return False
+    lowered = data.lower()
+    return key_hex.lower().encode() in lowered or key_bytes in data
