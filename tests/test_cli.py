@@ -17,14 +17,25 @@ from tests.helpers.paths import ROOT
 pytestmark = pytest.mark.unit
 
 
-def test_python_m_fam_reports_a_user_error_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ["fam", "tasks.stages"])
+def test_python_m_entry_points_report_a_user_error_without_a_traceback(tmp_path: Path, entry: str) -> None:
+    """``fam`` and the DVC stage commands share the handler (and --key-file from key_options)."""
     missing = tmp_path / "no-such.fam-key"
+    (tmp_path / "in").mkdir()
+    args = {
+        "fam": ["key", "fingerprint", "--key-file", str(missing)],
+        "tasks.stages": [
+            "validate",
+            "release",
+            str(tmp_path),
+            "--aligned",
+            str(tmp_path / "in"),
+            "--key-file",
+            str(missing),
+        ],
+    }[entry]
     res = subprocess.run(
-        [sys.executable, "-m", "fam", "key", "fingerprint", "--key-file", str(missing)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", entry, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert res.returncode == USER_ERROR_EXIT_CODE == 2
     assert (
@@ -44,3 +55,25 @@ def test_a_command_of_the_shared_class_turns_user_errors_into_status_2() -> None
     assert res.exit_code == 2 and res.output == "error: bad input (7); fix it like this\n"
     usage = CliRunner().invoke(probe, ["--key", "00"])  # no option takes key material
     assert usage.exit_code == 2 and "No such option '--key'" in usage.output
+
+
+def test_shared_options_and_the_error_handler_are_declared_once() -> None:
+    """Commands under fam/, tasks/ and flows/ take them from fam.cli.common instead of redeclaring."""
+    shared = ROOT / "fam" / "cli" / "common.py"
+    declarations = (
+        '"--params"',
+        '"--set"',
+        '"--key-file"',
+        '"--key-env"',
+        '"--research-seed"',
+        "except UserError",
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {d}"
+        for package in ("fam", "tasks", "flows")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != shared
+        for d in declarations
+        if d in path.read_text()
+    ]
+    assert found == []
