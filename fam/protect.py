@@ -49,11 +49,11 @@ from fam.faces.imageio import load_face, png_bytes, to_uint8
 from fam.groups import plan_batches
 from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, sha256_bytes
 from fam.keys import Key, key_latent
-from fam.layers import resolve_groups
+from fam.layers import LayerGroups, resolve_groups
 from fam.models.factory import ModelBundle, build_models
 from fam.optimise import ViewBatch, protect_views
 from fam.provenance import code_version
-from fam.runtime import resolve_engine
+from fam.runtime import Engine, resolve_engine
 
 _OWNED = ("release", "latents", ".fam", ProtectManifest.FILENAME, Rejects.FILENAME, ResolvedSettings.FILENAME)
 _RUN_RECORD = "run.json"  # in OUT/.fam/: the manifest of the run without its items (what --resume checks)
@@ -81,42 +81,45 @@ def check_paths(input_dir: Path, out_dir: Path) -> None:
         raise InputError(f"input {inp} is inside the output {out}; choose an output folder elsewhere")
 
 
-def prepare_out_dir(out_dir: Path, run: ProtectManifest, resume: bool, force: bool) -> set[str]:
-    """Create or check ``out_dir``; returns pseudonyms already finished (when resuming)."""
+def check_out_dir(out_dir: Path, run: ProtectManifest, resume: bool, force: bool) -> set[str]:
+    """Check ``out_dir`` (reading only); returns pseudonyms already finished (when resuming)."""
     if resume and force:
         raise InputError("choose either --resume (skip finished work) or --force (redo everything), not both")
     state = out_dir / ".fam"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if force:
-            for name in _OWNED:
-                target = out_dir / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-        elif resume:
-            previous = state / _RUN_RECORD
-            if not previous.is_file():
-                raise OutputExistsError(
-                    f"{out_dir} is not empty and holds no fam run to resume; use another --out"
-                )
-            old, new = ProtectManifest.read(previous).run_fields(), run.run_fields()
-            for field in new:
-                if old[field] != new[field]:
-                    raise OutputExistsError(
-                        f"{out_dir} was started with a different {field.replace('_', ' ')}; "
-                        "resume with the same key and settings, or use --force / another --out"
-                    )
-        else:
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        if not resume:
             raise OutputExistsError(
                 f"{out_dir} already holds output; pass --resume to skip finished persons "
                 "or --force to redo all"
             )
-    (state / "persons").mkdir(parents=True, exist_ok=True)
-    run.write(state, _RUN_RECORD)
+        previous = state / _RUN_RECORD
+        if not previous.is_file():
+            raise OutputExistsError(
+                f"{out_dir} is not empty and holds no fam run to resume; use another --out"
+            )
+        old, new = ProtectManifest.read(previous).run_fields(), run.run_fields()
+        for field in new:
+            if old[field] != new[field]:
+                raise OutputExistsError(
+                    f"{out_dir} was started with a different {field.replace('_', ' ')}; "
+                    "resume with the same key and settings, or use --force / another --out"
+                )
     if not resume:
         return set()
     return {p.stem for p in (state / "persons").glob("*.json")}
+
+
+def prepare_out_dir(out_dir: Path, run: ProtectManifest, force: bool) -> None:
+    """Make ``out_dir`` ready for a run that :func:`check_out_dir` accepted."""
+    if force:
+        for name in _OWNED:
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    (out_dir / ".fam" / "persons").mkdir(parents=True, exist_ok=True)
+    run.write(out_dir / ".fam", _RUN_RECORD)
 
 
 def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
@@ -128,6 +131,117 @@ def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
             "re-run `fam invert` with these settings"
         )
     return inv.table()
+
+
+@dataclass(frozen=True)
+class ProtectPlan:
+    """What :func:`protect_dataset` will do, decided before it writes anything (``--dry-run``)."""
+
+    aligned_dir: Path
+    out_dir: Path
+    key: Key  # its repr shows the fingerprint only
+    params: Params
+    people: list[Person]
+    rejects: list[Reject]
+    pseudonyms: list[str]
+    done: set[str]  # pseudonyms a previous run finished (--resume)
+    run: ProtectManifest  # without items: recorded in .fam/run.json, then in the manifest; never the key
+    inversions: dict[str, torch.Tensor]  # aligned path -> W+ from `fam invert` (empty: invert here)
+    inversions_path: Path | None
+    engine: Engine
+    models: ModelBundle
+    groups: LayerGroups  # W+ layer groups of this generator
+    resume: bool
+    force: bool
+
+    def describe(self) -> dict[str, object]:
+        n_images = sum(len(p.files) for p in self.people)
+        reused = sum(str(f.path) in self.inversions for p in self.people for f in p.files)
+        return {
+            "command": "protect",
+            "input": str(self.aligned_dir),
+            "output": str(self.out_dir),
+            "output_state": "resume" if self.resume else "force" if self.force else "new",
+            "key": self.run.key.to_dict(),
+            "persons": len(self.people),
+            "images": n_images,
+            "rejected_inputs": len(self.rejects),
+            "persons_finished_by_previous_run": len(self.done & set(self.pseudonyms)),
+            "inversions": str(self.inversions_path) if self.inversions_path else "computed in this run",
+            "inversions_reused": reused,
+            "models": _describe_models(self.models),
+            "engine": self.engine.describe(),
+            "params_digest": self.run.params_digest,
+        }
+
+
+def _describe_models(models: ModelBundle) -> dict[str, str]:
+    return {
+        "generator": models.generator.generator_id,
+        "inverter": type(models.inverter).__name__,
+        "identity": type(models.identity).__name__,
+        "attribute": type(models.attribute).__name__,
+    }
+
+
+def plan_protect(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    key: Key,
+    params: Params,
+    *,
+    inversions: str | Path | None = None,
+    persons: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    models: ModelBundle | None = None,
+) -> ProtectPlan:
+    """Check the key, settings, models, inputs and output folder as a run would; write nothing."""
+    if key.kind == "research" and not params.release.allow_research_keys:
+        raise KeyMaterialError(
+            "a research key (plain integer seed) is insecure and cannot protect a release; use a key file "
+            "(`fam key new`), or set release.allow_research_keys: true for research runs"
+        )
+    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
+    check_paths(aligned_dir, out_dir)
+    engine = resolve_engine(params.runtime)
+    models = models or build_models(params.models, engine.device)
+    gen = models.generator
+    groups = resolve_groups(params.layers, gen.num_ws)
+
+    people, rejects = scan_aligned(aligned_dir, persons)
+    people, more = validate_people(people, gen.resolution)
+    run = ProtectManifest(
+        code_version=code_version().version,
+        params_digest=params.method_digest(),
+        generator_id=gen.generator_id,
+        aligned_dir=str(aligned_dir),
+        # Results are reproducible per precision and path (float rounding differs between them).
+        precision=engine.precision,
+        modconv=engine.modconv,
+        key=KeyIdentity.from_dict(key.describe()),
+    )
+    done = check_out_dir(out_dir, run, resume, force)
+    inv_path = Path(inversions) if inversions is not None else None
+    inv_table = load_inversions(inv_path, gen.generator_id) if inv_path is not None else {}
+    return ProtectPlan(
+        aligned_dir=aligned_dir,
+        out_dir=out_dir,
+        key=key,
+        params=params,
+        people=people,
+        rejects=rejects + more,
+        pseudonyms=[key.person_pseudonym(p.name) for p in people],
+        done=done,
+        run=run,
+        inversions=inv_table,
+        inversions_path=inv_path,
+        engine=engine,
+        models=models,
+        groups=groups,
+        resume=resume,
+        force=force,
+    )
 
 
 def protect_dataset(
@@ -144,50 +258,42 @@ def protect_dataset(
     models: ModelBundle | None = None,
 ) -> ProtectSummary:
     """Protect every person under ``aligned_dir`` with ``key``; see the module docstring."""
-    start = time.perf_counter()
-    if key.kind == "research" and not params.release.allow_research_keys:
-        raise KeyMaterialError(
-            "a research key (plain integer seed) is insecure and cannot protect a release; use a key file "
-            "(`fam key new`), or set release.allow_research_keys: true for research runs"
-        )
-    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
-    check_paths(aligned_dir, out_dir)
-    engine = resolve_engine(params.runtime)
-    device = engine.device
-    models = models or build_models(params.models, device)
-    gen = models.generator
-    engine.prepare(gen)
-    groups = resolve_groups(params.layers, gen.num_ws)
-
-    people, rejects = scan_aligned(aligned_dir, persons)
-    people, more = validate_people(people, gen.resolution)
-    rejects += more
-    run = ProtectManifest(
-        code_version=code_version().version,
-        params_digest=params.method_digest(),
-        generator_id=gen.generator_id,
-        aligned_dir=str(aligned_dir),
-        # Results are reproducible per precision and path (float rounding differs between them).
-        precision=engine.precision,
-        modconv=engine.modconv,
-        key=KeyIdentity.from_dict(key.describe()),
+    plan = plan_protect(
+        aligned_dir,
+        out_dir,
+        key,
+        params,
+        inversions=inversions,
+        persons=persons,
+        resume=resume,
+        force=force,
+        models=models,
     )
-    done = prepare_out_dir(out_dir, run, resume, force)
+    return run_protect(plan, progress=progress)
+
+
+def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
+    """Carry out a plan of :func:`plan_protect`."""
+    start = time.perf_counter()
+    key, params, out_dir, engine, models = plan.key, plan.params, plan.out_dir, plan.engine, plan.models
+    people, rejects, run, done = plan.people, plan.rejects, plan.run, plan.done
+    pseudonyms, groups, inv_table = plan.pseudonyms, plan.groups, plan.inversions
+    device, gen = engine.device, models.generator
+    engine.prepare(gen)
+    prepare_out_dir(out_dir, run, plan.force)
     ResolvedSettings.of(
         "protect", params, device=str(device), precision=engine.precision, modconv=engine.modconv
     ).write(out_dir)
-    inv_table = load_inversions(Path(inversions), gen.generator_id) if inversions is not None else {}
     w_key = key_latent(key, gen, params.key.truncation_psi)
 
     n_aug = params.groups.single_image_views
     counts = [len(p.files) if len(p.files) > 1 else 1 + n_aug for p in people]
-    plan = plan_batches(counts, params.groups.max_batch_views)
-    pseudonyms = [key.person_pseudonym(p.name) for p in people]
+    batches = plan_batches(counts, params.groups.max_batch_views)
     pending: dict[int, list[tuple[int, dict]]] = {}
     anchors: dict[int, list[torch.Tensor]] = {}
-    total_views = sum(len(b.slots) for b in plan)
+    total_views = sum(len(b.slots) for b in batches)
     bar = tqdm(total=total_views, desc="protect", unit="view", disable=not progress)
-    for batch in plan:
+    for batch in batches:
         if all(pseudonyms[g] in done for g in batch.groups):
             bar.update(len(batch.slots))
             continue
@@ -243,8 +349,8 @@ def protect_dataset(
     seconds = time.perf_counter() - start
     return ProtectSummary(
         out_dir=out_dir,
-        manifest_path=out_dir / ProtectManifest.FILENAME,
-        n_images=len(manifest.items),
+        manifest_path=out_dir / "manifest.json",
+        n_images=len(manifest["items"]),
         n_persons=len(people),
         n_rejected=len(rejects),
         n_resumed_persons=len(done & set(pseudonyms)),
@@ -349,6 +455,58 @@ def _assemble(
     return manifest
 
 
+@dataclass(frozen=True)
+class InvertPlan:
+    """What :func:`invert_dataset` will do, decided before it writes anything (``--dry-run``)."""
+
+    aligned_dir: Path
+    target: Path  # OUT/inversions.pt
+    params: Params
+    people: list[Person]
+    rejects: list[Reject]
+    engine: Engine
+    models: ModelBundle
+    force: bool
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "command": "invert",
+            "input": str(self.aligned_dir),
+            "output": str(self.target),
+            "output_state": "force" if self.force else "new",
+            "persons": len(self.people),
+            "images": sum(len(p.files) for p in self.people),
+            "rejected_inputs": len(self.rejects),
+            "models": {
+                "generator": self.models.generator.generator_id,
+                "inverter": type(self.models.inverter).__name__,
+            },
+            "engine": self.engine.describe(),
+        }
+
+
+def plan_invert(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    params: Params,
+    *,
+    persons: Sequence[str] | None = None,
+    force: bool = False,
+    models: ModelBundle | None = None,
+) -> InvertPlan:
+    """Check the settings, models, inputs and output as a run would; write nothing."""
+    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
+    check_paths(aligned_dir, out_dir)
+    target = out_dir / Inversions.FILENAME
+    if target.exists() and not force:
+        raise OutputExistsError(f"{target} exists; pass --force to recompute it")
+    engine = resolve_engine(params.runtime)
+    models = models or build_models(params.models, engine.device)
+    people, rejects = scan_aligned(aligned_dir, persons)
+    people, more = validate_people(people, models.generator.resolution)
+    return InvertPlan(aligned_dir, target, params, people, rejects + more, engine, models, force)
+
+
 def invert_dataset(
     aligned_dir: str | Path,
     out_dir: str | Path,
@@ -363,18 +521,15 @@ def invert_dataset(
 
     Also writes ``OUT/rejects.json`` and ``OUT/settings.json``.
     """
-    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
-    check_paths(aligned_dir, out_dir)
-    target = out_dir / Inversions.FILENAME
-    if target.exists() and not force:
-        raise OutputExistsError(f"{target} exists; pass --force to recompute it")
-    engine = resolve_engine(params.runtime)
-    device = engine.device
-    models = models or build_models(params.models, device)
-    gen = models.generator
+    plan = plan_invert(aligned_dir, out_dir, params, persons=persons, force=force, models=models)
+    return run_invert(plan, progress=progress)
+
+
+def run_invert(plan: InvertPlan, *, progress: bool = True) -> Path:
+    """Carry out a plan of :func:`plan_invert`; returns the inversions file."""
+    target, params, people, engine, models = plan.target, plan.params, plan.people, plan.engine, plan.models
+    device, gen = engine.device, models.generator
     engine.prepare(gen)
-    people, rejects = scan_aligned(aligned_dir, persons)
-    people, more = validate_people(people, gen.resolution)
     files = [f for p in people for f in p.files]
     chunk = params.groups.max_batch_views
     ws = []
@@ -386,9 +541,9 @@ def invert_dataset(
         inverter=params.to_dict()["models"]["inverter"],
         paths=tuple(str(f.path) for f in files),
         ws=torch.cat(ws) if ws else torch.empty(0),
-    ).write(out_dir)
-    Rejects(tuple(rejects + more)).write(out_dir)
+    ).write(target.parent)
+    Rejects(tuple(plan.rejects)).write(target.parent)
     ResolvedSettings.of(
         "invert", params, device=str(device), precision=engine.precision, modconv=engine.modconv
-    ).write(out_dir)
+    ).write(target.parent)
     return target

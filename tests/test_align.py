@@ -270,4 +270,5 @@ def test_cli_prints_the_summary_table(tmp_path: Path) -> None:
     assert "rejected: no_face" in res.output and "total" in res.output
     assert len(_manifest(out)) == 4
     again = CliRunner().invoke(cli, args)
-    assert isinstance(again.exception, OutputExistsError)
+    assert again.exit_code == 2, again.output
+    assert again.output.startswith(f"error: output folder {out.resolve()} is not empty; pass --resume")

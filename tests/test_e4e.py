@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from official_layouts import e4e_checkpoint, e4e_encoder, materialise, rosinality_generator
 
 from fam.config import ModelSpec
 from fam.errors import ConfigError, InputError, MissingWeightsError
@@ -15,6 +14,9 @@ from fam.io_utils import sha256_file
 from fam.models.e4e import E4EInverter, Encoder4Editing, load_e4e_checkpoint
 from fam.models.factory import BuildContext, build
 from fam.models.stylegan2 import StyleGAN2Generator, generator_state_from_checkpoint
+from tests.helpers.official_layouts import e4e_checkpoint, e4e_encoder, materialise, rosinality_generator
+
+pytestmark = pytest.mark.unit
 
 SMALL = {4: 32, 8: 32, 16: 32, 32: 16}  # decoder widths of the small round-trip checkpoint
 W = 32  # W width of the small checkpoint (the official one: 512)

@@ -22,23 +22,13 @@ from fam.config import Params
 from fam.evaluate.attacks import apply_mapper, train_mapper
 from fam.evaluate.baselines import gaussian_blur, pixelate
 from fam.evaluate.runner import evaluate_release
-from fam.evaluate.scoring import cosine_similarity
 from fam.keys import research_key
 from tests.helpers.artifacts import protect_item, write_protect_output
+from tests.helpers.tiny_models import TinyRecognizer
+
+pytestmark = pytest.mark.unit
 
 R = 32
-
-
-class TinyRecognizer:
-    name = "tiny"
-    embedding_dim = 48
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(images, 4).flatten(1)
-        return x - x.mean(1, keepdim=True)
-
-    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return cosine_similarity(a, b)
 
 
 class TinyGenerator(torch.nn.Module):
@@ -218,6 +208,7 @@ def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None
     from fam.errors import InputError
 
     params = setup["params"].replace({"evaluate.min_impostor_pairs": 10**7})
+    gen = TinyGenerator()
     with pytest.raises(InputError, match="impostor pairs"):
         evaluate_release(
             setup["aligned"],
@@ -226,6 +217,7 @@ def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None
             params,
             thresholds_from=setup["tmp"] / "impostors",
             recognizers=[TinyRecognizer()],
+            models=(gen, TinyInverter(gen)),
             progress=False,
         )
 

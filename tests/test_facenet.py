@@ -11,6 +11,8 @@ from fam.errors import MissingWeightsError
 from fam.faces.facenet import InceptionResnetV1, load_facenet_file, load_facenet_state_dict
 from fam.io_utils import sha256_file
 
+pytestmark = pytest.mark.unit
+
 # Written down from facenet-pytorch 2.6.0's inception_resnet_v1.py (a sample of its keys).
 OFFICIAL_SHAPES = {
     "conv2d_1a.conv.weight": (32, 3, 3, 3),

@@ -19,8 +19,9 @@ from fam.artifacts import Metrics, ProtectManifest
 from fam.io_utils import sha256_file
 from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
-from tests.conftest import TINY_SETTINGS, make_face_folder
 from tests.helpers.artifacts import aligned_row, write_align_manifest
+from tests.helpers.faces import make_face_folder
+from tests.helpers.tiny_models import TINY_SETTINGS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]  # one Prefect server start (~15-40 s) + real flow runs
 
@@ -98,7 +99,7 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     from mlflow import MlflowClient
 
     import fam.evaluate.runner
-    from tests.test_eval_release import TinyRecognizer
+    from tests.helpers.tiny_models import TinyRecognizer
 
     monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda cfg: [TinyRecognizer()])
     s = setup

@@ -119,7 +119,7 @@ def test_key_noise_is_standard_normal_and_bound_to_generator():
 
 
 def test_key_latent_truncated_towards_w_avg(tiny_params):
-    from tests.tiny_models import TinyGenerator
+    from tests.helpers.tiny_models import TinyGenerator
 
     g = TinyGenerator()
     k = research_key(3)

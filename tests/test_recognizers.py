@@ -15,6 +15,7 @@ from fam.registry import Registry
 from fam.weights import sha256_file
 
 
+@pytest.mark.unit
 def test_unknown_name_lists_the_valid_ones() -> None:
     assert {"dlib", "arcface-irse50", "arcface-ir152", "facenet"} <= set(available())
     with pytest.raises(ConfigError, match=r"unknown face recognizer 'vgg'.*arcface-ir152, arcface-irse50"):
@@ -25,6 +26,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
         get("dlib", batch_size=0)
 
 
+@pytest.mark.unit
 def test_user_weights_are_required_with_the_fix() -> None:
     with pytest.raises(MissingWeightsError, match=r"not shipped here.*set its path"):
         get("facenet")
@@ -47,6 +49,7 @@ def test_dlib_evaluator_batches_consistently() -> None:
     assert small.embed(images[:0]).shape == (0, 128)
 
 
+@pytest.mark.unit
 def test_facenet_evaluator_loads_a_user_state_dict(tmp_path: Path) -> None:
     from fam.faces.facenet import InceptionResnetV1
 
@@ -60,6 +63,7 @@ def test_facenet_evaluator_loads_a_user_state_dict(tmp_path: Path) -> None:
         get("facenet", path=file, sha256="0" * 64)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "depth", "mode"), [("arcface-irse50", 50, "ir_se"), ("arcface-ir152", 152, "ir")]
 )

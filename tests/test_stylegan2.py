@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from official_layouts import materialise, rosinality_generator
 
 from fam.config import ModelSpec
 from fam.errors import ConfigError, InputError, MissingWeightsError
@@ -21,6 +20,9 @@ from fam.models.stylegan2 import (
     random_generator,
     upfirdn2d,
 )
+from tests.helpers.official_layouts import materialise, rosinality_generator
+
+pytestmark = pytest.mark.unit
 
 CPU = BuildContext(torch.device("cpu"))
 SMALL = {4: 32, 8: 32, 16: 32, 32: 16, 64: 16, 128: 8, 256: 8}

@@ -34,6 +34,7 @@ def test_hash_mismatch_on_a_changed_byte(tmp_path: Path) -> None:
     assert resolve("dlib-shape-predictor-5", path=copy, sha256=expected) == copy
 
 
+@pytest.mark.unit
 def test_user_entry_without_hash_says_what_to_pin(tmp_path: Path) -> None:
     file = tmp_path / "w.pt"
     file.write_bytes(b"weights")
@@ -53,6 +54,7 @@ def test_lists_every_entry_with_status() -> None:
     assert "license: CC0-1.0" in result.output
 
 
+@pytest.mark.unit
 def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "model.bin"
     file.write_bytes(b"not the file we pinned")

@@ -66,6 +66,111 @@ def build_recognizers(params: Params) -> list[FaceRecognizer]:
     ]
 
 
+@dataclass(frozen=True)
+class ThresholdSource:
+    """Where the FMR thresholds come from: a saved ``thresholds.json``, or clean images to score."""
+
+    root: Path  # the thresholds.json, or the aligned folder the images are taken from
+    saved: dict[str, thr.EvaluatorThresholds] | None  # read from a thresholds.json
+    images: tuple[FaceImage, ...]  # people not in the release (when computed in this run)
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What :func:`evaluate_release` will do, decided before it writes anything (``--dry-run``)."""
+
+    out_dir: Path
+    params: Params
+    release: Release
+    release2: Release | None
+    key_releases: tuple[Release, ...]
+    naive: Release | None
+    recognizers: tuple[FaceRecognizer, ...]
+    thresholds: ThresholdSource
+    key: Key | None  # of the release; research keys come from its manifest
+    models: tuple[Generator, Inverter] | None  # for the latent-replacement attack and the key face
+    attacks: tuple[str, ...]  # attacks that will run (held-out people exist)
+
+    def describe(self) -> dict[str, object]:
+        rel, src = self.release, self.thresholds
+        return {
+            "command": "evaluate",
+            "release": {"path": str(rel.root), "images": len(rel.items), "people": len(set(rel.persons))},
+            "second_key_release": str(self.release2.root) if self.release2 else None,
+            "key_releases": [str(r.root) for r in self.key_releases],
+            "naive_release": str(self.naive.root) if self.naive else None,
+            "thresholds": f"read from {src.root}"
+            if src.saved is not None
+            else f"computed from {len(src.images)} images of {len({i.person for i in src.images})} people "
+            f"not in the release ({src.root})",
+            "recognizers": [r.name for r in self.recognizers],
+            "attacks": list(self.attacks),
+            "key": {"fingerprint": self.key.fingerprint, "kind": self.key.kind} if self.key else None,
+            "models": {"generator": self.models[0].generator_id, "inverter": type(self.models[1]).__name__}
+            if self.models
+            else None,
+            "output": str(self.out_dir),
+        }
+
+
+def plan_evaluation(
+    aligned_dir: str | Path,
+    release_dir: str | Path,
+    out_dir: str | Path,
+    params: Params,
+    *,
+    release2_dir: str | Path | None = None,
+    key_release_dirs: Sequence[str | Path] = (),
+    naive_release_dir: str | Path | None = None,
+    thresholds_from: str | Path | None = None,
+    key: Key | None = None,
+    recognizers: Sequence[FaceRecognizer] | None = None,
+    models: tuple[Generator, Inverter] | None = None,
+) -> EvaluationPlan:
+    """Read the releases, check keys, thresholds and models as a run would; write nothing."""
+    cfg = params.evaluate
+    rel1 = load_release(release_dir)
+    rel2 = load_release(release2_dir) if release2_dir is not None else None
+    if rel2 is not None:
+        match_items(rel1, rel2)
+    extra = tuple(load_release(d) for d in key_release_dirs)
+    naive = load_release(naive_release_dir) if naive_release_dir is not None else None
+    recs = tuple(recognizers) if recognizers is not None else tuple(build_recognizers(params))
+    source = _threshold_source(cfg, recs, aligned_dir, thresholds_from, set(rel1.persons))
+
+    key = _resolve_key(rel1, key)
+    train, held = _split_people(rel1.persons, cfg.mapper.train_fraction)
+    attacks = tuple(a for a in cfg.attacks if held and (a != "mapper" or train))
+    if "latent_replacement" in attacks and key is None:
+        raise KeyMaterialError(
+            f"the latent-replacement attack needs the key of {rel1.root} (a secret key): pass --key-file, "
+            "or drop latent_replacement from evaluate.attacks"
+        )
+    key_face = cfg.grid_rows > 0 and key is not None and "latent_replacement" in cfg.attacks
+    if models is None and ("latent_replacement" in attacks or key_face):
+        models = _models(params, None)
+    if "latent_replacement" in attacks and models is not None:
+        generator_id = models[0].generator_id
+        if rel1.generator_id and rel1.generator_id != generator_id:
+            raise InputError(
+                f"release {rel1.root} was made with generator {rel1.generator_id}, params.models builds "
+                f"{generator_id}; evaluate with the params the release was made with"
+            )
+    return EvaluationPlan(
+        out_dir=Path(out_dir),
+        params=params,
+        release=rel1,
+        release2=rel2,
+        key_releases=extra,
+        naive=naive,
+        recognizers=recs,
+        thresholds=source,
+        key=key,
+        models=models,
+        attacks=attacks,
+    )
+
+
 def evaluate_release(
     aligned_dir: str | Path,  # `fam align` output holding the originals (and, by default, impostors)
     release_dir: str | Path,  # `fam protect --out` folder
@@ -81,20 +186,37 @@ def evaluate_release(
     models: tuple[Generator, Inverter] | None = None,  # default: built from params.models
     progress: bool = True,
 ) -> EvaluationResult:
-    cfg = params.evaluate
-    out = Path(out_dir)
+    plan = plan_evaluation(
+        aligned_dir,
+        release_dir,
+        out_dir,
+        params,
+        release2_dir=release2_dir,
+        key_release_dirs=key_release_dirs,
+        naive_release_dir=naive_release_dir,
+        thresholds_from=thresholds_from,
+        key=key,
+        recognizers=recognizers,
+        models=models,
+    )
+    return run_evaluation(plan, progress=progress)
+
+
+def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> EvaluationResult:
+    """Carry out a plan of :func:`plan_evaluation`."""
+    params, cfg = plan.params, plan.params.evaluate
+    out, rel1, rel2, naive = plan.out_dir, plan.release, plan.release2, plan.naive
+    extra, key, models, recs = list(plan.key_releases), plan.key, plan.models, plan.recognizers
     (out / "plots").mkdir(parents=True, exist_ok=True)
     ResolvedSettings.of("evaluate", params).write(out)
     say = print if progress else (lambda *_a, **_k: None)
-    rel1 = load_release(release_dir)
     persons = rel1.persons
-    recs = list(recognizers) if recognizers is not None else build_recognizers(params)
     names = [r.name for r in recs]
     metrics: dict[str, float] = {"n_items": float(len(rel1.items)), "n_people": float(len(set(persons)))}
     notes: list[str] = []
 
     say(f"[evaluate] {len(rel1.items)} protected images of {len(set(persons))} people; evaluators {names}")
-    sets = _thresholds(cfg, recs, aligned_dir, thresholds_from, set(persons), say)
+    sets = _thresholds(cfg, recs, plan.thresholds, say)
     thr.save(out / "thresholds.json", sets)
     lit = {
         n: s for n in names if cfg.literature_thresholds and (s := thr.literature(n, cfg.fmrs)) is not None
@@ -105,10 +227,6 @@ def evaluate_release(
             + ", ".join(thr.LITERATURE_THRESHOLDS)
             + f"; none used for {', '.join(n for n in names if n not in lit)}"
         )
-
-    rel2 = load_release(release2_dir) if release2_dir is not None else None
-    extra = [load_release(d) for d in key_release_dirs]
-    naive = load_release(naive_release_dir) if naive_release_dir is not None else None
     if rel2 is None:
         notes.append("no second-key release (--release2): unlinkability PSR and protected D_sys not computed")
 
@@ -312,14 +430,13 @@ def _tsne_pick(persons: Sequence[str], max_people: int) -> list[int]:
     return [i for i, p in enumerate(persons) if p in chosen]
 
 
-def _thresholds(
+def _threshold_source(
     cfg: EvaluateConfig,
     recs: Sequence[FaceRecognizer],
     aligned_dir: str | Path,
     source: str | Path | None,
     evaluated: set[str],
-    say: Callable[..., None],
-) -> dict[str, thr.EvaluatorThresholds]:
+) -> ThresholdSource:
     evaluated_hashes = {person_hash(p) for p in evaluated}
     if source is not None and Path(source).is_file():
         sets = thr.load(source)
@@ -327,20 +444,33 @@ def _thresholds(
         if missing:
             raise InputError(f"{source} holds no thresholds for {', '.join(missing)}; recompute them")
         thr.check_disjoint(sets, evaluated_hashes)
-        return {r.name: sets[r.name] for r in recs}
+        return ThresholdSource(Path(source), {r.name: sets[r.name] for r in recs}, ())
     root = Path(source) if source is not None else Path(aligned_dir)
     pool = [i for i in list_aligned(root) if i.person not in evaluated]  # disjoint by construction
     order = _stable_order([str(i.path.relative_to(root)) for i in pool])
     chosen: list[FaceImage] = sorted(
         (pool[k] for k in order[: cfg.threshold_max_images]), key=lambda i: (i.person, i.path.name)
     )
-    people = sorted({i.person for i in chosen})
+    people = {i.person for i in chosen}
     if len(people) < 2:
         raise InputError(
             f"{root} holds {len(people)} people outside the release; thresholds need clean images of many "
             "other people: give --thresholds-from an aligned folder of people not in the release, or a "
             "thresholds.json from an earlier evaluation"
         )
+    return ThresholdSource(root, None, tuple(chosen))
+
+
+def _thresholds(
+    cfg: EvaluateConfig,
+    recs: Sequence[FaceRecognizer],
+    source: ThresholdSource,
+    say: Callable[..., None],
+) -> dict[str, thr.EvaluatorThresholds]:
+    if source.saved is not None:
+        return source.saved
+    chosen, root = source.images, source.root
+    people = sorted({i.person for i in chosen})
     say(f"[evaluate] thresholds from {len(chosen)} clean images of {len(people)} people not in the release")
     digest = data_hash(chosen, root)
     out = {}
@@ -421,18 +551,8 @@ def _attacks(
         notes.append("attacks: every person fell into the mapper's training split; no held-out people")
         return out
     if "latent_replacement" in cfg.attacks:
-        key = _resolve_key(rel, key)
-        if key is None:
-            raise KeyMaterialError(
-                f"the latent-replacement attack needs the key of {rel.root} (a secret key): pass --key-file, "
-                "or drop latent_replacement from evaluate.attacks"
-            )
+        assert key is not None, "plan_evaluation refuses the latent-replacement attack without a key"
         generator, inverter = _models(params, models)
-        if rel.generator_id and rel.generator_id != generator.generator_id:
-            raise InputError(
-                f"release {rel.root} was made with generator {rel.generator_id}, params.models builds "
-                f"{generator.generator_id}; evaluate with the params the release was made with"
-            )
         from fam.keys import key_latent
 
         idx = held[: cfg.attack_max_images]
@@ -514,7 +634,6 @@ def _grid(
     cols: dict[str, torch.Tensor] = {
         "original": torch.stack([load_face(rel1.items[i].original, s) for i in rows]),
     }
-    key = _resolve_key(rel1, key)
     if key is not None and ("latent_replacement" in cfg.attacks or models is not None):
         from fam.keys import key_latent
 

@@ -263,6 +263,70 @@ def _align_batch(images: Sequence[DecodedImage], cfg: AlignConfig, detector: Fac
 # A folder of person folders
 
 
+@dataclass(frozen=True)
+class AlignPlan:
+    """What :func:`align_dataset` will do, decided before it writes anything (``fam align --dry-run``)."""
+
+    input_dir: Path
+    out_dir: Path
+    cfg: AlignConfig
+    inputs: tuple[tuple[str, str], ...]  # (input path, output path), relative to their folders
+    done: dict[str, AlignRow]  # input path -> row of a previous run that --resume keeps
+    settings: ResolvedSettings  # recorded in settings.json; --resume needs the same
+    resume: bool
+    force: bool
+    device: str
+
+    @property
+    def todo(self) -> list[tuple[str, str]]:
+        return [(rel, out_rel) for rel, out_rel in self.inputs if rel not in self.done]
+
+    @property
+    def persons(self) -> list[str]:
+        return sorted({rel.split("/", 1)[0] for rel, _ in self.inputs})
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "command": "align",
+            "input": str(self.input_dir),
+            "output": str(self.out_dir),
+            "persons": len(self.persons),
+            "input_files": len(self.inputs),
+            "files_to_process": len(self.todo),
+            "files_kept_from_previous_run": len(self.inputs) - len(self.todo),
+            "output_state": "resume" if self.resume else "force" if self.force else "new",
+            "detector": f"{self.settings.choices['detector']} on {self.device}",
+            "size": self.settings.params["align"]["size"],
+        }
+
+
+def plan_align(
+    input_dir: Path,
+    out_dir: Path,
+    cfg: AlignConfig,
+    *,
+    persons: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str = "cpu",
+) -> AlignPlan:
+    """Check the inputs and the output folder's state; write nothing."""
+    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
+    if resume and force:
+        raise InputError("choose either resume or force, not both")
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
+    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
+        raise InputError(
+            f"output folder {out_dir} and input folder {input_dir} overlap; "
+            "choose an output folder outside the input (inputs are never written to)"
+        )
+    inputs = _list_inputs(input_dir, persons)
+    settings = ResolvedSettings("align", {"align": dataclasses.asdict(cfg)}, {"detector": "mtcnn"})
+    done = _check_out_dir(out_dir, settings, resume=resume, force=force)
+    return AlignPlan(input_dir, out_dir, cfg, tuple(inputs), done, settings, resume, force, device)
+
+
 def align_dataset(
     input_dir: Path,
     out_dir: Path,
@@ -281,24 +345,19 @@ def align_dataset(
     ``force``: discard the outputs of a previous run (only files it wrote) and start again.
     Anything else in a non-empty ``out_dir`` is an :class:`OutputExistsError`.
     """
-    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
-    if resume and force:
-        raise InputError("choose either resume or force, not both")
-    if not input_dir.is_dir():
-        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
-    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
-        raise InputError(
-            f"output folder {out_dir} and input folder {input_dir} overlap; "
-            "choose an output folder outside the input (inputs are never written to)"
-        )
-    inputs = _list_inputs(input_dir, persons)
-    settings = ResolvedSettings("align", {"align": dataclasses.asdict(cfg)}, {"detector": "mtcnn"})
-    done = _prepare_out_dir(out_dir, settings, resume=resume, force=force)
+    plan = plan_align(input_dir, out_dir, cfg, persons=persons, resume=resume, force=force, device=device)
+    return run_align(plan, progress=progress)
 
-    todo = [(rel, out_rel) for rel, out_rel in inputs if rel not in done]
+
+def run_align(plan: AlignPlan, *, progress: bool = True) -> AlignSummary:
+    """Carry out a plan of :func:`plan_align`."""
+    input_dir, out_dir, inputs, cfg = plan.input_dir, plan.out_dir, plan.inputs, plan.cfg
+    _prepare_out_dir(plan)
+    done = dict(plan.done)
+    todo = plan.todo
     journal_path = out_dir / _JOURNAL
     new_file = not journal_path.exists()
-    detector = default_detector(device, cfg.detect_max_side)
+    detector = default_detector(plan.device, cfg.detect_max_side)
     start = time.perf_counter()
     with open(journal_path, "a", newline="") as journal:
         writer = csv.DictWriter(journal, fieldnames=AlignManifest.COLUMNS, lineterminator="\n")
@@ -359,10 +418,10 @@ def _list_inputs(input_dir: Path, persons: Sequence[str] | None) -> list[tuple[s
     return out
 
 
-def _prepare_out_dir(
+def _check_out_dir(
     out_dir: Path, settings: ResolvedSettings, *, resume: bool, force: bool
 ) -> dict[str, AlignRow]:
-    """Check the output folder's state; return the rows already done (resume) or {}."""
+    """Check the output folder's state (reading only); return the rows a resume keeps, or {}."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a folder")
     entries = list(out_dir.iterdir()) if out_dir.exists() else []
@@ -381,29 +440,36 @@ def _prepare_out_dir(
                 f"output folder {out_dir} holds files that are not from `fam align` ({strangers[0]} ...); "
                 "choose an empty folder (nothing a user put there is ever overwritten)"
             )
-    if resume and entries:
-        old = ResolvedSettings.read(settings_file) if settings_file.exists() else None
-        if old is None or not old.same_run(settings):
-            raise OutputExistsError(
-                f"{out_dir} was aligned with different settings ({settings_file}); use --force to redo it"
-            )
-        done = {}
-        for row in previous.values():
-            if row.status == "aligned" and not (out_dir / row.output_path).is_file():
-                continue  # output vanished: redo it
-            done[row.input_path] = row
+    if not (resume and entries):
+        return {}
+    old = ResolvedSettings.read(settings_file) if settings_file.exists() else None
+    if old is None or not old.same_run(settings):
+        raise OutputExistsError(
+            f"{out_dir} was aligned with different settings ({settings_file}); use --force to redo it"
+        )
+    done = {}
+    for row in previous.values():
+        if row.status == "aligned" and not (out_dir / row.output_path).is_file():
+            continue  # output vanished: redo it
+        done[row.input_path] = row
+    return done
+
+
+def _prepare_out_dir(plan: AlignPlan) -> None:
+    """Bring the output folder into the state the plan found acceptable."""
+    out_dir = plan.out_dir
+    if plan.resume and out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / _JOURNAL).exists():
-            AlignManifest(tuple(done.values())).write_file(out_dir / _JOURNAL)
-        return done
-    if force:
-        for row in previous.values():  # delete only what a previous run recorded writing
+            AlignManifest(tuple(plan.done.values())).write_file(out_dir / _JOURNAL)
+        return
+    if plan.force:
+        for row in _read_rows(out_dir).values():  # delete only what a previous run recorded writing
             if row.output_path:
                 (out_dir / row.output_path).unlink(missing_ok=True)
         for name in _OWN_FILES:
             (out_dir / name).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings.write(out_dir)
-    return {}
+    plan.settings.write(out_dir)
 
 
 def _read_rows(out_dir: Path) -> dict[str, AlignRow]:
