@@ -349,8 +349,8 @@ def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
     seconds = time.perf_counter() - start
     return ProtectSummary(
         out_dir=out_dir,
-        manifest_path=out_dir / "manifest.json",
-        n_images=len(manifest["items"]),
+        manifest_path=out_dir / ProtectManifest.FILENAME,
+        n_images=len(manifest.items),
         n_persons=len(people),
         n_rejected=len(rejects),
         n_resumed_persons=len(done & set(pseudonyms)),

@@ -87,6 +87,10 @@ class Release:
 def load_release(out_dir: str | Path) -> Release:
     """A protect output folder, with every input and output image it names checked to exist."""
     root = Path(out_dir)
+    if not (root / ProtectManifest.FILENAME).is_file():  # the general message lacks the option to fix
+        raise InputError(
+            f"{root} has no {ProtectManifest.FILENAME}; point --release at the --out folder of `fam protect`"
+        )
     manifest = ProtectManifest.read(root)
     items: list[ReleaseItem] = []
     problems: list[str] = []
