@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 _CHUNK = 1 << 20  # bytes read at a time when hashing a file
 
 
@@ -73,6 +71,8 @@ def atomic_write_json(path: str | Path, obj: Any, *, sort_keys: bool = True) -> 
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
+    import torch  # here, so that hashing and writing files never pull in torch (fam models lists fast)
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())

@@ -8,12 +8,12 @@ fallback and nothing is ever downloaded.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Literal
 
 from fam.errors import MissingWeightsError
+from fam.io_utils import sha256_file
 from fam.registry import Registry
 from fam.weights_catalog import CATALOG, WeightEntry
 
@@ -33,14 +33,6 @@ def get(name: str) -> WeightEntry:
 def entries() -> list[WeightEntry]:
     """Every catalog entry, sorted by name."""
     return [WEIGHTS.get(name) for name in WEIGHTS.names()]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locate(entry: WeightEntry) -> Path | None:
