@@ -7,97 +7,24 @@ embeds a 4x4 thumbnail, so images of one person match and different people do no
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from fam.artifacts import KeyIdentity, Metrics, ResolvedSettings
+from fam.artifacts import Metrics, ResolvedSettings
 from fam.config import Params
 from fam.evaluate.attacks import apply_mapper, train_mapper
 from fam.evaluate.baselines import gaussian_blur, pixelate
 from fam.evaluate.runner import evaluate_release
-from fam.keys import research_key
-from tests.helpers.artifacts import protect_item, write_protect_output
+from tests.helpers.tiny_evaluation import TinyGenerator, TinyInverter
+from tests.helpers.tiny_evaluation import write_aligned as _write_aligned
+from tests.helpers.tiny_evaluation import write_release as _write_release
 from tests.helpers.tiny_models import TinyRecognizer
 
 pytestmark = pytest.mark.unit
-
-R = 32
-
-
-class TinyGenerator(torch.nn.Module):
-    z_dim = w_dim = 8
-    num_ws = 10
-    resolution = R
-    generator_id = "tiny-generator"
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.proj = torch.randn(self.num_ws * self.w_dim, 3 * 8 * 8, generator=g) * 0.1
-        self.register_buffer("_w_avg", torch.zeros(self.w_dim))
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self._w_avg
-
-    def mapping(self, z: torch.Tensor) -> torch.Tensor:
-        return z
-
-    def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
-        x = torch.tanh(ws.flatten(1) @ self.proj).view(-1, 3, 8, 8)
-        return F.interpolate(x, size=(R, R), mode="bilinear", align_corners=False)
-
-
-class TinyInverter:
-    def __init__(self, gen: TinyGenerator) -> None:
-        self.pinv = torch.linalg.pinv(gen.proj)
-
-    def invert(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(images, 8).flatten(1).clamp(-0.99, 0.99)
-        return (torch.atanh(x) @ self.pinv).view(-1, TinyGenerator.num_ws, TinyGenerator.w_dim)
-
-
-def _pattern(tag: str, noise_seed: int | None = None) -> np.ndarray:
-    seed = int(hashlib.sha256(tag.encode()).hexdigest()[:8], 16)
-    base = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
-    img = F.interpolate(base, size=(R, R), mode="bilinear", align_corners=False)[0]
-    if noise_seed is not None:
-        img = img + 0.15 * torch.randn(img.shape, generator=torch.Generator().manual_seed(noise_seed))
-    img = (img.clamp(-2, 2) / 2 + 1) * 127.5
-    return img.permute(1, 2, 0).round().byte().numpy()
-
-
-def _write_aligned(root: Path, people: list[str], per_person: int) -> list[Path]:
-    paths = []
-    for p in people:
-        for k in range(per_person):
-            path = root / "images" / p / f"{k:04d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(_pattern(p, noise_seed=hash((p, k)) % 10_000)).save(path)
-            paths.append(path)
-    return paths
-
-
-def _write_release(out: Path, originals: list[Path], seed: int) -> None:
-    key = research_key(seed)
-    items = []
-    for n, orig in enumerate(originals):
-        person = orig.parent.name
-        pseudonym = key.person_pseudonym(person)
-        rel = f"release/images/{pseudonym}/{n:04d}.png"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(_pattern(f"{seed}/{person}", noise_seed=n + 7)).save(out / rel)
-        items.append(protect_item(out, orig.resolve(), person, pseudonym, rel, n))
-    write_protect_output(
-        out, items, KeyIdentity.from_dict(key.describe()), generator_id=TinyGenerator.generator_id
-    )
 
 
 @pytest.fixture(scope="module")
