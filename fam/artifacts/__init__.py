@@ -16,6 +16,7 @@ file                                      class                      written by
 ``OUT/release/release.json`` (public)     :class:`ReleaseIndex`      ``fam protect``
 ``OUT/rejects.json``, ``INV/rejects.json``  :class:`Rejects`         ``fam protect``, ``fam invert``
 ``EVAL/metrics.json``                     :class:`Metrics`           ``fam evaluate``
+``EVAL/metric_families.json``             :class:`Metrics`           ``fam evaluate``
 ``<any of the above>/settings.json``      :class:`ResolvedSettings`  each of them
 ========================================  =========================  ==========================
 
