@@ -49,3 +49,17 @@ def lfw_available() -> Path:
 def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAM_KEY", raising=False)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory):
+    """One temporary Prefect server for every test that runs a flow (starting one takes ~15-40 s)."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}),
+    ):
+        yield storage

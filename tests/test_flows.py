@@ -29,19 +29,6 @@ PEOPLE = {"Alice": 3, "Bob": 2, "Carol": 1, "Dan": 2}  # protected
 OTHERS = {f"Other{i}": 2 for i in range(6)}  # aligned but not protected: impostors for thresholds
 
 
-@pytest.fixture(scope="session")
-def prefect_home(tmp_path_factory: pytest.TempPathFactory):
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    storage = tmp_path_factory.mktemp("prefect-results")
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}),
-    ):
-        yield storage
-
-
 def make_aligned(root: Path) -> Path:
     """A folder in the `fam align` output format, from generated 32-px faces."""
     make_face_folder(root / "images", {**PEOPLE, **OTHERS})
