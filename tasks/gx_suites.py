@@ -8,8 +8,9 @@ Three suites, each over a pandas frame built from what is on disk:
   accepted input and nothing else, every file decodes and matches its manifest hash,
   ``release.json`` lists exactly those files, no original pixels, no latents, no real names and
   no key material anywhere under ``release/``.
-* ``metrics``: ``EVAL/metrics.json``: every value finite, PSR/EER/AUC/D_sys within [0, 1],
-  score means within [-1, 1], counts and FID >= 0.
+* ``metrics``: ``EVAL/metrics.json`` with ``metric_families.json``: every value finite and
+  within the range of its family (rate [0, 1], score [-1, 1], count and distance >= 0:
+  :data:`fam.artifacts.evaluation.FAMILY_RANGES`); a metric without a family fails.
 
 Files are read through their classes in :mod:`fam.artifacts`, so a missing, foreign or
 malformed file stops a suite with an error naming the file and the command that writes it.
@@ -34,16 +35,12 @@ import numpy as np
 import pandas as pd
 
 from fam.artifacts import AlignManifest, Metrics, ProtectManifest, ReleaseIndex
+from fam.artifacts.evaluation import FAMILY_RANGES
 from fam.errors import InputError, UserError
 from fam.io_utils import atomic_write_text, sha256_bytes
 
 RELEASE_SUFFIXES = {".png", ".json"}  # anything else in release/ (latents, arrays, keys) fails the suite
 MIN_INPUT_SIDE = 32  # pixels; smaller inputs cannot hold a face the detector could align
-# Metric families of fam.evaluate (docs/evaluation.md): shares and probabilities in [0, 1],
-# cosine-score means in [-1, 1], counts and distances >= 0.
-_RATE_PATTERN = re.compile(r"^(?:psr|eer|auc|dsys)_(?!bins$)")
-_SCORE_PATTERN = re.compile(r"^score_")
-_COUNT_PATTERN = re.compile(r"(?:^n_|_n$|_bins$|^fid)")
 
 
 class ValidationFailed(UserError):
@@ -336,27 +333,27 @@ def validate_release(
     return report
 
 
-def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport:
-    """Suite ``metrics`` over the flat ``{name: float}`` of ``EVAL/metrics.json`` (the folder or the file)."""
-    if not isinstance(metrics, dict):
-        metrics = Metrics.read(metrics).values
+def validate_metrics(metrics: str | Path | Metrics) -> ValidationReport:
+    """Suite ``metrics`` over ``EVAL/metrics.json`` and its families (the folder, the file, or a
+    :class:`~fam.artifacts.Metrics`): each value finite and within its family's range."""
+    if not isinstance(metrics, Metrics):
+        metrics = Metrics.read(metrics)
+    values, families = metrics.values, metrics.families
     frame = pd.DataFrame(
         [
             {
                 "name": k,
+                "family": families.get(k, "none"),
                 "is_number": isinstance(v, int | float) and not isinstance(v, bool),
                 "finite": isinstance(v, int | float) and math.isfinite(v),
                 "value": float(v) if isinstance(v, int | float) and math.isfinite(v) else np.nan,
             }
-            for k, v in sorted(metrics.items())
+            for k, v in sorted(values.items())
         ],
-        columns=["name", "is_number", "finite", "value"],
+        columns=["name", "family", "is_number", "finite", "value"],
     )
-    rates = frame[frame["name"].str.lower().str.contains(_RATE_PATTERN) & frame["finite"]]
-    counts = frame[frame["name"].str.lower().str.contains(_COUNT_PATTERN) & frame["finite"]]
-    scores = frame[frame["name"].str.lower().str.contains(_SCORE_PATTERN) & frame["finite"]]
     E = _gx().expectations
-    frames = {
+    frames: dict[str, tuple[pd.DataFrame, list[tuple[Any, str]]]] = {
         "all": (
             frame,
             [
@@ -364,28 +361,18 @@ def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport
                 (E.ExpectColumnValuesToBeUnique(column="name"), "unique names"),
                 (E.ExpectColumnValuesToBeInSet(column="is_number", value_set=[True]), "numbers only"),
                 (E.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]), "finite"),
-            ],
-        ),
-        "rates": (
-            rates,
-            [
                 (
-                    E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0, max_value=1.0),
-                    "rate in [0, 1]",
-                )
-            ],
-        ),
-        "counts": (counts, [(E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0), "count >= 0")]),
-        "scores": (
-            scores,
-            [
-                (
-                    E.ExpectColumnValuesToBeBetween(column="value", min_value=-1.0, max_value=1.0),
-                    "score in [-1, 1]",
-                )
+                    E.ExpectColumnValuesToBeInSet(column="family", value_set=list(FAMILY_RANGES)),
+                    f"every metric has a family ({Metrics.FAMILIES_FILENAME}, written by `fam evaluate`)",
+                ),
             ],
         ),
     }
+    for family, (lo, hi) in FAMILY_RANGES.items():
+        subset = frame[(frame["family"] == family) & frame["finite"]]
+        bounds = {"min_value": lo} | ({"max_value": hi} if math.isfinite(hi) else {})
+        why = f"{family} in [{lo:g}, {hi:g}]" if math.isfinite(hi) else f"{family} >= {lo:g}"
+        frames[f"{family}s"] = (subset, [(E.ExpectColumnValuesToBeBetween(column="value", **bounds), why)])
     return _run_suite("metrics", frames)
 
 

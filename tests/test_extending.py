@@ -64,3 +64,32 @@ def test_the_flow_example_protects_gates_and_publishes(tmp_path: Path, prefect_h
     )
     assert len(list(Path(published).rglob("*.png"))) == 4
     assert (tmp_path / "out-validation" / "release.json").is_file()
+
+
+@pytest.mark.unit
+def test_the_metric_example_lands_in_metrics_families_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fam.artifacts import Metrics
+    from fam.evaluate.metrics import EVALUATIONS
+    from tests.helpers.tiny_evaluation import evaluate_tiny, write_tiny_evaluation_inputs
+
+    # the example registers a metric: keep it out of every other test's evaluation
+    monkeypatch.setattr(EVALUATIONS, "_targets", dict(EVALUATIONS._targets))
+    monkeypatch.setattr(EVALUATIONS, "_loaded", dict(EVALUATIONS._loaded))
+    assert "metric" in snippets()
+    run_snippet.__wrapped__("metric")  # uncached: the registration is undone after this test
+    assert "mean_protected_score" in EVALUATIONS
+
+    inputs = write_tiny_evaluation_inputs(tmp_path / "in")
+    params = inputs.params.replace(
+        {"evaluate.attacks": [], "evaluate.baselines": [], "evaluate.grid_rows": 0}
+    )
+    evaluate_tiny(inputs, tmp_path / "eval", params)
+    saved = Metrics.read(tmp_path / "eval")
+    # each tiny "person" keeps one pseudo-identity under a key: its protected images agree
+    assert saved.values["mean_protected_score_tiny"] > 0.9
+    assert saved.families["mean_protected_score_tiny"] == "score"
+    report = (tmp_path / "eval" / "report.md").read_text()
+    title = "## Mean protected score: same person, same key"
+    assert report.index("## Recognition utility") < report.index(title) < report.index("## Key robustness")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fam.artifacts import KeyIdentity, ProtectManifest, ReleaseIndex
+from fam.artifacts import KeyIdentity, Metrics, ProtectManifest, ReleaseIndex
 from tasks.gx_suites import validate_input_manifest, validate_metrics, validate_release
 from tests.helpers.artifacts import (
     aligned_row,
@@ -147,7 +147,14 @@ def test_release_suite_catches_hash_mismatch_and_undecodable_file(good, tmp_path
     assert {"hash matches file", "every file decodes"} <= failed
 
 
-def test_metrics_suite_ranges():
+def test_metrics_suite_checks_each_value_against_its_family():
+    families = {
+        "psr_anonymity_dlib_fmr1e-3": "rate",
+        "dsys_bins": "count",
+        "fid": "distance",
+        "n_impostor_pairs_dlib": "count",
+        "score_anonymity_mean_dlib": "score",
+    }
     good = {
         "psr_anonymity_dlib_fmr1e-3": 0.9,
         "dsys_bins": 100.0,
@@ -155,11 +162,29 @@ def test_metrics_suite_ranges():
         "n_impostor_pairs_dlib": 100.0,
         "score_anonymity_mean_dlib": -0.2,
     }
-    assert validate_metrics(good).success
+    assert validate_metrics(Metrics(good, families)).success
     bad = {
         "psr_anonymity_dlib_fmr1e-3": 1.5,
-        "fid": float("nan"),
+        "dsys_bins": 100.0,
+        "fid": -1.0,
         "n_impostor_pairs_dlib": -1.0,
-        "score_anonymity_mean_dlib": 1.2,
+        "score_anonymity_mean_dlib": float("nan"),
     }
-    assert _failed(validate_metrics(bad)) == {"rate in [0, 1]", "finite", "count >= 0", "score in [-1, 1]"}
+    assert _failed(validate_metrics(Metrics(bad, families))) == {
+        "rate in [0, 1]",
+        "finite",
+        "count >= 0",
+        "distance >= 0",
+    }
+    # the family decides, not the name: a score named like a rate may be negative
+    assert validate_metrics(Metrics({"psr_like_score": -0.5}, {"psr_like_score": "score"})).success
+    assert _failed(validate_metrics(Metrics({"score_x": 1.5}, {"score_x": "score"}))) == {"score in [-1, 1]"}
+
+
+def test_metrics_suite_fails_a_metric_without_a_family(tmp_path):
+    Metrics({"psr_anonymity_dlib_fmr1e-3": 0.9}).write(tmp_path)  # no metric_families.json
+    assert not (tmp_path / Metrics.FAMILIES_FILENAME).exists()
+    failed = _failed(validate_metrics(tmp_path))
+    assert len(failed) == 1 and next(iter(failed)).startswith("every metric has a family")
+    Metrics({"psr_anonymity_dlib_fmr1e-3": 0.9}, {"psr_anonymity_dlib_fmr1e-3": "rate"}).write(tmp_path)
+    assert validate_metrics(tmp_path).success
