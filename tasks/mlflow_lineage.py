@@ -348,7 +348,14 @@ def _log_artifacts(client: Any, run_id: str, record: ReleaseRecord) -> None:
     for report in record.validation_reports:
         put(Path(report), "validation")
     if record.eval_dir is not None:
-        for name in (Metrics.FILENAME, ResolvedSettings.FILENAME, "report.md", "thresholds.json", "grid.png"):
+        for name in (
+            Metrics.FILENAME,
+            Metrics.FAMILIES_FILENAME,
+            ResolvedSettings.FILENAME,
+            "report.md",
+            "thresholds.json",
+            "grid.png",
+        ):
             put(record.eval_dir / name, "evaluation")
         put(record.eval_dir / "plots", "evaluation/plots")
 
