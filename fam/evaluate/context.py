@@ -21,6 +21,7 @@ import torch
 from fam.artifacts.evaluation import Family
 from fam.config import EvaluateConfig, Params
 from fam.evaluate import thresholds as thr
+from fam.evaluate.baselines import Transform
 from fam.evaluate.images import Release, iter_image_batches, match_items
 from fam.evaluate.scoring import embed_batches, labelled_pair_scores
 from fam.interfaces import FaceRecognizer, Generator, Inverter
@@ -29,7 +30,6 @@ from fam.keys import Key
 if TYPE_CHECKING:
     from fam.evaluate.attacks import Reconstruction
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
 Say = Callable[..., None]
 
 
@@ -65,7 +65,6 @@ class EvaluationContext:
     literature: dict[str, thr.EvaluatorThresholds]  # the published table, where it has the evaluator
     key: Key | None
     models: tuple[Generator, Inverter] | None
-    attacks: tuple[str, ...]  # attacks the plan found runnable (held-out people exist)
     say: Say = print
     _embeddings: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict, repr=False)
     _pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
@@ -96,7 +95,9 @@ class EvaluationContext:
             self._embeddings[key] = compute()
         return self._embeddings[key]
 
-    def _embed_files(self, rec: FaceRecognizer, paths: list[Path], transform: Transform | None = None):
+    def _embed_files(
+        self, rec: FaceRecognizer, paths: list[Path], transform: Transform | None = None
+    ) -> torch.Tensor:
         return embed_batches(rec, iter_image_batches(paths, self.cfg.embed_batch, None, transform))
 
     def originals(self, rec: FaceRecognizer) -> torch.Tensor:

@@ -236,7 +236,6 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
         literature=lit,
         key=plan.key,
         models=plan.models,
-        attacks=plan.attacks,
         say=say,
     )
     values: dict[str, tuple[float, Family]] = {}
