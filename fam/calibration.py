@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fam.config import Params
 from fam.errors import ConfigError
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "assets" / "identity_calibration.json"
@@ -60,3 +61,15 @@ def load_calibration(identity: str, resolution: int, file: Path = CALIBRATION_FI
             f"--identity {identity} --resolution {resolution} --write`, or set optimise.margin to a number"
         )
     return IdentityCalibration(**entry)
+
+
+def resolve_margin(params: Params, resolution: int) -> Params:
+    """``params`` with ``optimise.margin: auto`` replaced by the calibrated number (others as given).
+
+    Resolved before a run so that the manifest's digest and ``settings.json`` hold the margin
+    the losses actually used.
+    """
+    if params.optimise.margin != "auto":
+        return params
+    entry = load_calibration(params.models.identity.name, resolution)
+    return params.replace({"optimise.margin": entry.impostor_cos_mean})

@@ -177,7 +177,8 @@ class MixingConfig:
     # paper: eq. 1 [real coarse | key identity | real fine];
     # authors_code: [key coarse | real identity | real fine] (docs/reference.md)
     mode: Literal["paper", "authors_code"] = "paper"
-    optimise_layers: tuple[Literal["coarse", "identity", "fine"], ...] = ("identity",)
+    # Algorithm 1 updates the whole mixed latent; the authors' code only the identity layers
+    optimise_layers: tuple[Literal["coarse", "identity", "fine"], ...] = ("coarse", "identity", "fine")
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ class OptimiseConfig:
     # The paper uses none; the authors' code uses (0.75, 0.9) with gamma 0.8.
     lr_milestones: tuple[float, ...] = setting((), gt=0, lt=1)
     lr_gamma: float = setting(0.8, gt=0, le=1)
-    margin: float = setting(0.0, ge=-1, le=1)  # a cosine similarity
+    # m of eq. 2, a cosine; auto = the identity model's mean impostor cosine (fam.calibration)
+    margin: Literal["auto"] | float = setting("auto", ge=-1, le=1)
     # hinge: eq. 2 max(0, cos - m); abs: the authors' code |cos - m|
     anonymity_form: Literal["hinge", "abs"] = "hinge"
     weights: LossWeights = field(default_factory=LossWeights)

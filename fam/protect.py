@@ -42,6 +42,7 @@ from fam.artifacts import (
     ResolvedSettings,
 )
 from fam.augment import augmented_views
+from fam.calibration import resolve_margin
 from fam.config import Params
 from fam.dataset import Person, scan_aligned, validate_people
 from fam.errors import InputError, KeyMaterialError, OutputExistsError
@@ -172,6 +173,8 @@ class ProtectPlan:
             "models": _describe_models(self.models),
             "engine": self.engine.describe(),
             "params_digest": self.run.params_digest,
+            "anonymity_margin": self.params.optimise.margin,
+            "optimised_layers": list(self.params.mixing.optimise_layers),
         }
 
 
@@ -207,6 +210,7 @@ def plan_protect(
     engine = resolve_engine(params.runtime)
     models = models or build_models(params.models, engine.device)
     gen = models.generator
+    params = resolve_margin(params, gen.resolution)
     groups = resolve_groups(params.layers, gen.num_ws)
 
     people, rejects = scan_aligned(aligned_dir, persons)

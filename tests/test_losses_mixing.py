@@ -56,7 +56,7 @@ def test_attribute_loss_is_the_l1_norm_of_eq_4():
 
 
 def test_total_loss_weights_and_group_means():
-    cfg = OptimiseConfig()
+    cfg = OptimiseConfig(margin=0.0)
     emb_p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     emb_r = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     feat = torch.zeros(2, 3)
@@ -67,7 +67,7 @@ def test_total_loss_weights_and_group_means():
 
 
 def test_batching_groups_sums_independent_losses():
-    cfg = OptimiseConfig()
+    cfg = OptimiseConfig(margin=0.0)
     torch.manual_seed(0)
     emb_p, emb_r, fp, fr = torch.randn(5, 8), torch.randn(5, 8), torch.randn(5, 4), torch.randn(5, 4)
     ids = torch.tensor([0, 0, 1, 1, 1])

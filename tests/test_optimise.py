@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fam.errors import ConfigError
 from fam.keys import key_latent, research_key
 from fam.layers import resolve_groups
 from fam.models.factory import build_models
@@ -25,12 +26,14 @@ def _batch(bundle, n=4, groups=(0, 0, 1, 1)):
 
 
 def test_only_the_optimised_layers_move(tiny_params, bundle):
+    """The authors' variant (identity layers only); the default (whole latent) is tested below."""
     g = bundle.generator
     layers = resolve_groups(tiny_params.layers, g.num_ws)
     batch = _batch(bundle)
     w_key = key_latent(research_key(1), g)
+    mixing = tiny_params.replace({"mixing.optimise_layers": ["identity"]}).mixing
     res = protect_views(
-        batch, w_key, g, bundle.identity, bundle.attribute, layers, tiny_params.mixing, tiny_params.optimise
+        batch, w_key, g, bundle.identity, bundle.attribute, layers, mixing, tiny_params.optimise
     )
     ident = list(layers.identity)
     others = [i for i in range(g.num_ws) if i not in ident]
@@ -39,6 +42,41 @@ def test_only_the_optimised_layers_move(tiny_params, bundle):
     # the identity layers started at the key's and moved
     assert not torch.allclose(res.ws[:, ident], w_key.expand(4, -1, -1)[:, ident])
     assert res.images.shape == batch.images.shape and res.terms.total_per_group.shape == (2,)
+
+
+def test_the_default_optimises_the_whole_latent_as_algorithm_1(tiny_params, bundle):
+    g = bundle.generator
+    layers = resolve_groups(tiny_params.layers, g.num_ws)
+    batch = _batch(bundle)
+    assert tiny_params.mixing.optimise_layers == ("coarse", "identity", "fine")
+    res = protect_views(
+        batch,
+        key_latent(research_key(1), g),
+        g,
+        bundle.identity,
+        bundle.attribute,
+        layers,
+        tiny_params.mixing,
+        tiny_params.optimise,
+    )
+    for group in (layers.coarse, layers.fine):  # the real layers move too
+        assert not torch.allclose(res.ws[:, list(group)], batch.w_real[:, list(group)])
+
+
+def test_an_unresolved_auto_margin_is_refused(tiny_params, bundle):
+    g = bundle.generator
+    cfg = tiny_params.replace({"optimise.margin": "auto"}).optimise
+    with pytest.raises(ConfigError, match="must be resolved"):
+        protect_views(
+            _batch(bundle),
+            key_latent(research_key(1), g),
+            g,
+            bundle.identity,
+            bundle.attribute,
+            resolve_groups(tiny_params.layers, g.num_ws),
+            tiny_params.mixing,
+            cfg,
+        )
 
 
 def test_gradients_reach_only_the_parameter(tiny_params, bundle):
