@@ -18,7 +18,7 @@ from tests.helpers.tiny_models import TINY_SETTINGS
 
 @pytest.mark.unit
 def test_every_example_named_in_the_guide_exists() -> None:
-    assert {"evaluator", "flow"} <= set(snippets())
+    assert {"evaluator", "metric", "flow"} <= set(snippets())
 
 
 @pytest.mark.unit
