@@ -19,7 +19,7 @@ from fam.config import Params
 from fam.evaluate.attacks import apply_mapper, train_mapper
 from fam.evaluate.baselines import gaussian_blur, pixelate
 from fam.evaluate.runner import evaluate_release
-from tests.helpers.tiny_evaluation import TinyGenerator, TinyInverter
+from tests.helpers.tiny_evaluation import TINY_EVALUATE_SETTINGS, TinyGenerator, TinyInverter
 from tests.helpers.tiny_evaluation import write_aligned as _write_aligned
 from tests.helpers.tiny_evaluation import write_release as _write_release
 from tests.helpers.tiny_models import TinyRecognizer
@@ -37,20 +37,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     _write_aligned(tmp / "impostors", impostors, 3)
     for seed in (1, 2, 3):
         _write_release(tmp / f"rel{seed}", originals, seed)
-    params = Params().replace(
-        {
-            "evaluate.recognizers": ["tiny"],
-            "evaluate.min_impostor_pairs": 3000,
-            "evaluate.fid": False,
-            "evaluate.attack_max_images": 8,
-            "evaluate.mapper.steps": 5,
-            "evaluate.mapper.size": 16,
-            "evaluate.image_size": 32,
-            "layers.coarse": [0, 1, 2],
-            "layers.identity": [3, 4, 5, 6, 7],
-            "layers.fine": [8, 9],
-        }
-    )
+    params = Params().replace(TINY_EVALUATE_SETTINGS)
     gen = TinyGenerator()
     result = evaluate_release(
         aligned,

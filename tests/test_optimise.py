@@ -25,6 +25,21 @@ def _batch(bundle, n=4, groups=(0, 0, 1, 1)):
     return ViewBatch(images, w, torch.tensor(groups), len(set(groups)))
 
 
+def _protect(bundle, params, batch, key_seed=1):
+    """``protect_views`` with research key ``key_seed`` and the settings' layers, mixing and optimiser."""
+    g = bundle.generator
+    return protect_views(
+        batch,
+        key_latent(research_key(key_seed), g),
+        g,
+        bundle.identity,
+        bundle.attribute,
+        resolve_groups(params.layers, g.num_ws),
+        params.mixing,
+        params.optimise,
+    )
+
+
 def test_only_the_optimised_layers_move(tiny_params, bundle):
     """The authors' variant (identity layers only); the default (whole latent) is tested below."""
     g = bundle.generator
@@ -45,38 +60,17 @@ def test_only_the_optimised_layers_move(tiny_params, bundle):
 
 
 def test_the_default_optimises_the_whole_latent_as_algorithm_1(tiny_params, bundle):
-    g = bundle.generator
-    layers = resolve_groups(tiny_params.layers, g.num_ws)
+    layers = resolve_groups(tiny_params.layers, bundle.generator.num_ws)
     batch = _batch(bundle)
     assert tiny_params.mixing.optimise_layers == ("coarse", "identity", "fine")
-    res = protect_views(
-        batch,
-        key_latent(research_key(1), g),
-        g,
-        bundle.identity,
-        bundle.attribute,
-        layers,
-        tiny_params.mixing,
-        tiny_params.optimise,
-    )
+    res = _protect(bundle, tiny_params, batch)
     for group in (layers.coarse, layers.fine):  # the real layers move too
         assert not torch.allclose(res.ws[:, list(group)], batch.w_real[:, list(group)])
 
 
 def test_an_unresolved_auto_margin_is_refused(tiny_params, bundle):
-    g = bundle.generator
-    cfg = tiny_params.replace({"optimise.margin": "auto"}).optimise
     with pytest.raises(ConfigError, match="must be resolved"):
-        protect_views(
-            _batch(bundle),
-            key_latent(research_key(1), g),
-            g,
-            bundle.identity,
-            bundle.attribute,
-            resolve_groups(tiny_params.layers, g.num_ws),
-            tiny_params.mixing,
-            cfg,
-        )
+        _protect(bundle, tiny_params.replace({"optimise.margin": "auto"}), _batch(bundle))
 
 
 def test_gradients_reach_only_the_parameter(tiny_params, bundle):
