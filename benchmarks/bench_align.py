@@ -10,7 +10,6 @@ Settings are params.yaml's ``align`` section with ``size`` replaced. Outputs go 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fam.artifacts import AlignManifest
 from fam.config import load_params
 from fam.faces.align import align_dataset
 
@@ -28,8 +28,7 @@ def contact_sheet(out_dirs: list[Path], path: Path, n: int = 64, cols: int = 8) 
     picked: list[Path] = []
     shares = [n - n // 4, n // 4] if len(out_dirs) == 2 else [n]
     for out_dir, share in zip(out_dirs, shares, strict=True):
-        with open(out_dir / "manifest.csv", newline="") as fh:
-            aligned = [r["output_path"] for r in csv.DictReader(fh) if r["status"] == "aligned"]
+        aligned = [r.output_path for r in AlignManifest.read(out_dir).aligned()]
         idx = np.linspace(0, len(aligned) - 1, num=min(share, len(aligned))).round().astype(int)
         picked += [out_dir / aligned[i] for i in idx]
     tiles = [Image.open(p).convert("RGB") for p in picked]

@@ -15,7 +15,6 @@ The last line is ``attr_lfw_acc=<x> ...``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -25,11 +24,12 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from fam.artifacts import AlignManifest
 from fam.config import ModelSpec
 from fam.faces.attributes import BLOCK_DIMS, AttributeBlocks, build_attribute_encoder
 from fam.faces.mtcnn import load_net
+from fam.io_utils import sha256_file
 from fam.models.factory import BuildContext
-from fam.weights import sha256_file
 
 
 def read_pairs(path: Path) -> list[tuple[str, str, bool, int]]:
@@ -52,13 +52,11 @@ def read_pairs(path: Path) -> list[tuple[str, str, bool, int]]:
 
 def aligned_paths(out_dir: Path) -> dict[str, Path]:
     """input_path -> aligned file, from the manifest (or the journal of a run in progress)."""
-    name = "manifest.csv" if (out_dir / "manifest.csv").exists() else ".manifest.partial.csv"
-    with open(out_dir / name, newline="") as fh:
-        return {
-            r["input_path"]: out_dir / r["output_path"]
-            for r in csv.DictReader(fh)
-            if r["status"] == "aligned"
-        }
+    done = (out_dir / AlignManifest.FILENAME).exists()
+    path = out_dir / (AlignManifest.FILENAME if done else ".manifest.partial.csv")
+    return {
+        r.input_path: out_dir / r.output_path for r in AlignManifest.read(path, partial_ok=not done).aligned()
+    }
 
 
 def load_batch(paths: list[Path]) -> torch.Tensor:

@@ -139,19 +139,16 @@ def align_fam(root: Path, keys: list[str], size: int) -> tuple[np.ndarray, np.nd
 
 def read_fam_aligned(aligned_dir: Path, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Faces already aligned by `fam align` (its manifest maps each LFW photo to its output)."""
-    import csv
+    from fam.artifacts import AlignManifest
 
-    rows = {}
-    with open(aligned_dir / "manifest.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            rows[Path(row["input_path"]).stem] = row
+    rows = {Path(row.input_path).stem: row for row in AlignManifest.read(aligned_dir).aligned()}
     size = None
     faces, ok = None, np.zeros(len(keys), dtype=bool)
     for i, key in enumerate(keys):
         row = rows.get(Path(key).name)
-        if row is None or row["status"] != "aligned":
+        if row is None:
             continue
-        img = np.asarray(Image.open(aligned_dir / row["output_path"]).convert("RGB"))
+        img = np.asarray(Image.open(aligned_dir / row.output_path).convert("RGB"))
         if faces is None:
             size = img.shape[0]
             faces = np.zeros((len(keys), size, size, 3), dtype=np.uint8)

@@ -616,8 +616,8 @@ def load_heldout(aligned: Path, resolution: int) -> FaceSet:
 
 
 def load_train(pack: Path, resolution: int) -> FaceSet:
+    from fam.io_utils import sha256_file
     from fam.training.pack import load_pack
-    from fam.weights import sha256_file
 
     faces = load_pack(pack)  # refuses held-out people; says how to make a missing pack
     if faces.resolution != resolution:
@@ -652,8 +652,8 @@ def prior_fid(generator: Generator, pack: Path, samples: int, device: torch.devi
 
 def encoder_inverter(path: Path, generator: Generator, device: torch.device) -> Callable[[], Inverter]:
     from fam.config import ModelSpec
+    from fam.io_utils import sha256_file
     from fam.models.factory import BuildContext, build
-    from fam.weights import sha256_file
 
     spec = ModelSpec("fam-encoder", {"checkpoint": str(path), "sha256": sha256_file(Path(path))})
     return lambda: build("inverter", spec, BuildContext(device, generator=generator))

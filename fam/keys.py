@@ -4,7 +4,8 @@ Two kinds of key:
 
 * ``secret``: at least 128 random bits from a key file (``fam key new``, mode 0600) or an
   environment variable; never from a command-line argument or a flow parameter. The only
-  trace it leaves anywhere is its public fingerprint.
+  trace it leaves anywhere is its public fingerprint. Material that is trivially guessable
+  (all zeros, one byte repeated, a counter, a short block repeated) is refused.
 * ``research``: a plain integer seed ("key 1 ... key 5") for reproducing the paper's tables.
   Explicitly insecure: its seed may be logged, and a release refuses it unless
   ``release.allow_research_keys`` is true.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import stat
@@ -56,11 +58,8 @@ class Key:
     __slots__ = ("_material", "fingerprint", "kind", "research_seed")
 
     def __init__(self, material: bytes, kind: KeyKind, research_seed: int | None = None) -> None:
-        if kind == "secret" and len(material) < MIN_KEY_BYTES:
-            raise KeyMaterialError(
-                f"key material is {len(material) * 8} bits; at least {MIN_KEY_BYTES * 8} are required "
-                "(create one with `fam key new --out FILE`)"
-            )
+        if kind == "secret":
+            check_secret_material(material, "key material")
         self._material = material
         self.kind: KeyKind = kind
         self.research_seed = research_seed
@@ -171,12 +170,55 @@ def _parse_hex(text: str, where: str) -> bytes:
         material = bytes.fromhex(text)
     except ValueError:
         raise KeyMaterialError(f"{where} does not hold hexadecimal key material") from None
+    check_secret_material(material, where)
+    return material
+
+
+def check_secret_material(material: bytes, where: str) -> None:
+    """Refuse key material that is too short or trivially guessable; messages name ``where`` only.
+
+    The patterns refused are what a person types or a broken generator writes (zeros, one byte
+    repeated, a counter, a short block repeated, a handful of distinct byte values). Random
+    material shows one of them with probability about 2**-64 at 16 bytes and below 2**-122 at
+    the 32 bytes ``fam key new`` writes.
+    """
+    fix = "create a random key with `fam key new --out FILE`"
     if len(material) < MIN_KEY_BYTES:
         raise KeyMaterialError(
-            f"{where} holds {len(material) * 8} bits; at least {MIN_KEY_BYTES * 8} are required "
-            "(create one with `fam key new --out FILE`)"
+            f"{where} holds {len(material) * 8} bits; at least {MIN_KEY_BYTES * 8} are required ({fix})"
         )
-    return material
+    why = _guessable(material)
+    if why is not None:
+        raise KeyMaterialError(f"{where} is not a usable secret key: {why}; {fix}")
+
+
+def _guessable(material: bytes) -> str | None:
+    n = len(material)
+    steps = {(b - a) % 256 for a, b in itertools.pairwise(material)}
+    if steps == {0}:
+        return "every byte is the same"
+    if len(steps) == 1:
+        return "the bytes count up or down by a fixed step"
+    period = _smallest_period(material)
+    if period <= n // 2:
+        return f"a block of {period} bytes repeated"
+    if len(set(material)) < n // 4:
+        return f"only {len(set(material))} distinct byte values in {n} bytes"
+    return None
+
+
+def _smallest_period(data: bytes) -> int:
+    """Length of the shortest block whose repetition gives ``data`` (KMP failure function:
+    linear time, so an absurdly long key in a variable cannot stall the check)."""
+    border = [0] * len(data)
+    k = 0
+    for i in range(1, len(data)):
+        while k and data[i] != data[k]:
+            k = border[k - 1]
+        if data[i] == data[k]:
+            k += 1
+        border[i] = k
+    return len(data) - border[-1]
 
 
 # --------------------------------------------------------------------------------------------

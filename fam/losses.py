@@ -71,14 +71,14 @@ def consistency_loss(
 
 
 def attribute_loss(feat_protected: torch.Tensor, feat_real: torch.Tensor) -> torch.Tensor:
-    """Eq. 4 per view: the L1 distance of attribute features, averaged over feature dimensions.
+    """Eq. 4 per view: ``||A(x_p) - A(x_r)||_1``, the L1 norm (a sum over feature dimensions).
 
-    Averaging keeps lambda_attr = 0.15 meaningful whatever the feature width of the attribute
-    encoder. Note the scale: the authors' AttrLoss sums ``F.l1_loss`` over FaRL's 197 ViT tokens,
-    so with a FaRL encoder the same lambda weighs about 197x less here than in their code; scale
-    ``optimise.weights.attribute`` if you need their balance. Returns ``[B]``.
+    As typeset in the paper, so that lambda_attr = 0.15 weighs the term as the paper's does for
+    an encoder of the same width. Its size grows with the feature width of the attribute encoder
+    (fam-attr: see ``feature_dim``); the authors' code instead sums a per-token MEAN L1 over
+    FaRL's 197 ViT tokens (docs/reference.md). Returns ``[B]``.
     """
-    return (feat_protected - feat_real).abs().mean(dim=1)
+    return (feat_protected - feat_real).abs().sum(dim=1)
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,3 @@ def mix(
     idx = torch.tensor(from_key, device=w_real.device, dtype=torch.long)
     out[:, idx] = w_key.expand(w_real.shape[0], -1, -1)[:, idx].to(out.dtype)
     return out
-
-
-def layer_mask(num_ws: int, layers: tuple[int, ...], device: torch.device | None = None) -> torch.Tensor:
-    """``[1, num_ws, 1]`` float mask, 1 on the layers the optimiser may change."""
-    mask = torch.zeros(1, num_ws, 1, device=device)
-    mask[:, list(layers)] = 1.0
-    return mask

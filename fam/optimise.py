@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from fam.config import MixingConfig, OptimiseConfig
+from fam.errors import ConfigError
 from fam.interfaces import AttributeEncoder, Generator, IdentityEncoder
 from fam.layers import LayerGroups
 from fam.losses import LossTerms, attribute_loss, total_loss
@@ -62,6 +63,11 @@ def protect_views(
     engine: Engine | None = None,  # precision of the forward passes (default fp32); latents stay fp32
 ) -> OptimiseResult:
     """Naive mixing (eq. 1) followed by ``cfg.steps`` Adam steps on eq. 5."""
+    if not isinstance(cfg.margin, float | int):
+        raise ConfigError(
+            f"optimise.margin = {cfg.margin!r} must be resolved to a number before protecting "
+            "(fam.calibration.resolve_margin; fam protect does this)"
+        )
     device = batch.w_real.device
     engine = engine or Engine(device)
     images = batch.images.to(device)

@@ -6,9 +6,12 @@ Output layout (``OUT``)::
       images/<pseudonym>/NNNN.png  no latents of originals, no key material
       release.json                key fingerprint and kind, params digest, code version, file hashes
     manifest.json                 PRIVATE lineage: input -> output, person, losses, ...
+    settings.json                 the resolved settings of the run (private: names local paths)
     latents/<pseudonym>.pt        protected latents z_p* (private)
     rejects.json                  inputs that could not be used, each with its reason
     .fam/run.json, .fam/persons/  progress state for --resume
+
+The files' formats are owned by :mod:`fam.artifacts`.
 
 Person folders in the release are key-dependent pseudonyms and files are numbered, because
 LFW-style names and file names would re-identify the very people the release protects.
@@ -16,7 +19,7 @@ LFW-style names and file names would re-identify the very people the release pro
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import shutil
 import time
@@ -27,23 +30,34 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from fam.artifacts import (
+    Inversions,
+    KeyIdentity,
+    ProtectItem,
+    ProtectManifest,
+    Reject,
+    Rejects,
+    ReleaseFile,
+    ReleaseIndex,
+    ResolvedSettings,
+)
 from fam.augment import augmented_views
+from fam.calibration import resolve_margin
 from fam.config import Params
-from fam.dataset import Person, Reject, load_face, scan_aligned, validate_people
+from fam.dataset import Person, scan_aligned, validate_people
 from fam.errors import InputError, KeyMaterialError, OutputExistsError
+from fam.faces.imageio import load_face, png_bytes, to_uint8
 from fam.groups import plan_batches
-from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, png_bytes
+from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, sha256_bytes
 from fam.keys import Key, key_latent
-from fam.layers import resolve_groups
+from fam.layers import LayerGroups, resolve_groups
 from fam.models.factory import ModelBundle, build_models
 from fam.optimise import ViewBatch, protect_views
 from fam.provenance import code_version
-from fam.runtime import resolve_engine
+from fam.runtime import Engine, resolve_engine
 
-MANIFEST_FORMAT = "fam-protect-manifest/v1"
-RELEASE_FORMAT = "fam-release/v1"
-INVERSIONS_FORMAT = "fam-inversions/v1"
-_OWNED = ("release", "latents", ".fam", "manifest.json", "rejects.json")
+_OWNED = ("release", "latents", ".fam", ProtectManifest.FILENAME, Rejects.FILENAME, ResolvedSettings.FILENAME)
+_RUN_RECORD = "run.json"  # in OUT/.fam/: the manifest of the run without its items (what --resume checks)
 
 
 @dataclass(frozen=True)
@@ -68,64 +82,170 @@ def check_paths(input_dir: Path, out_dir: Path) -> None:
         raise InputError(f"input {inp} is inside the output {out}; choose an output folder elsewhere")
 
 
-def prepare_out_dir(out_dir: Path, run_info: dict, resume: bool, force: bool) -> set[str]:
-    """Create or check ``out_dir``; returns pseudonyms already finished (when resuming)."""
+def check_out_dir(out_dir: Path, run: ProtectManifest, resume: bool, force: bool) -> set[str]:
+    """Check ``out_dir`` (reading only); returns pseudonyms already finished (when resuming)."""
     if resume and force:
         raise InputError("choose either --resume (skip finished work) or --force (redo everything), not both")
     state = out_dir / ".fam"
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if force:
-            for name in _OWNED:
-                target = out_dir / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-        elif resume:
-            previous = state / "run.json"
-            if not previous.is_file():
-                raise OutputExistsError(
-                    f"{out_dir} is not empty and holds no fam run to resume; use another --out"
-                )
-            old = json.loads(previous.read_text())
-            fields = (
-                "key_fingerprint",
-                "params_digest",
-                "generator_id",
-                "aligned_dir",
-                "precision",
-                "modconv",
-            )
-            for field in fields:
-                if old.get(field) != run_info[field]:
-                    raise OutputExistsError(
-                        f"{out_dir} was started with a different {field.replace('_', ' ')}; "
-                        "resume with the same key and settings, or use --force / another --out"
-                    )
-        else:
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        if not resume:
             raise OutputExistsError(
                 f"{out_dir} already holds output; pass --resume to skip finished persons "
                 "or --force to redo all"
             )
-    (state / "persons").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state / "run.json", run_info)
+        previous = state / _RUN_RECORD
+        if not previous.is_file():
+            raise OutputExistsError(
+                f"{out_dir} is not empty and holds no fam run to resume; use another --out"
+            )
+        old, new = ProtectManifest.read(previous).run_fields(), run.run_fields()
+        for field in new:
+            if old[field] != new[field]:
+                raise OutputExistsError(
+                    f"{out_dir} was started with a different {field.replace('_', ' ')}; "
+                    "resume with the same key and settings, or use --force / another --out"
+                )
     if not resume:
         return set()
     return {p.stem for p in (state / "persons").glob("*.json")}
 
 
+def prepare_out_dir(out_dir: Path, run: ProtectManifest, force: bool) -> None:
+    """Make ``out_dir`` ready for a run that :func:`check_out_dir` accepted."""
+    if force:
+        for name in _OWNED:
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    (out_dir / ".fam" / "persons").mkdir(parents=True, exist_ok=True)
+    run.write(out_dir / ".fam", _RUN_RECORD)
+
+
 def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
-    file = path / "inversions.pt" if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"no inversions at {file}; run `fam invert` first or leave --inversions out")
-    data = torch.load(file, map_location="cpu", weights_only=True)
-    if data.get("format") != INVERSIONS_FORMAT:
-        raise InputError(f"{file} is not a fam inversions file")
-    if data["generator_id"] != generator_id:
+    """``fam invert``'s latents by aligned image path; refuses those of another generator."""
+    inv = Inversions.read(path)
+    if inv.generator_id != generator_id:
         raise InputError(
-            f"{file} was inverted with another generator; re-run `fam invert` with these settings"
+            f"{path} was inverted with another generator ({inv.generator_id}); "
+            "re-run `fam invert` with these settings"
         )
-    return {p: data["ws"][i] for i, p in enumerate(data["paths"])}
+    return inv.table()
+
+
+@dataclass(frozen=True)
+class ProtectPlan:
+    """What :func:`protect_dataset` will do, decided before it writes anything (``--dry-run``)."""
+
+    aligned_dir: Path
+    out_dir: Path
+    key: Key  # its repr shows the fingerprint only
+    params: Params
+    people: list[Person]
+    rejects: list[Reject]
+    pseudonyms: list[str]
+    done: set[str]  # pseudonyms a previous run finished (--resume)
+    run: ProtectManifest  # without items: recorded in .fam/run.json, then in the manifest; never the key
+    inversions: dict[str, torch.Tensor]  # aligned path -> W+ from `fam invert` (empty: invert here)
+    inversions_path: Path | None
+    engine: Engine
+    models: ModelBundle
+    groups: LayerGroups  # W+ layer groups of this generator
+    resume: bool
+    force: bool
+
+    def describe(self) -> dict[str, object]:
+        n_images = sum(len(p.files) for p in self.people)
+        reused = sum(str(f.path) in self.inversions for p in self.people for f in p.files)
+        return {
+            "command": "protect",
+            "input": str(self.aligned_dir),
+            "output": str(self.out_dir),
+            "output_state": "resume" if self.resume else "force" if self.force else "new",
+            "key": self.run.key.to_dict(),
+            "persons": len(self.people),
+            "images": n_images,
+            "rejected_inputs": len(self.rejects),
+            "persons_finished_by_previous_run": len(self.done & set(self.pseudonyms)),
+            "inversions": str(self.inversions_path) if self.inversions_path else "computed in this run",
+            "inversions_reused": reused,
+            "models": _describe_models(self.models),
+            "engine": self.engine.describe(),
+            "params_digest": self.run.params_digest,
+            "anonymity_margin": self.params.optimise.margin,
+            "optimised_layers": list(self.params.mixing.optimise_layers),
+        }
+
+
+def _describe_models(models: ModelBundle) -> dict[str, str]:
+    return {
+        "generator": models.generator.generator_id,
+        "inverter": type(models.inverter).__name__,
+        "identity": type(models.identity).__name__,
+        "attribute": type(models.attribute).__name__,
+    }
+
+
+def plan_protect(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    key: Key,
+    params: Params,
+    *,
+    inversions: str | Path | None = None,
+    persons: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    models: ModelBundle | None = None,
+) -> ProtectPlan:
+    """Check the key, settings, models, inputs and output folder as a run would; write nothing."""
+    if key.kind == "research" and not params.release.allow_research_keys:
+        raise KeyMaterialError(
+            "a research key (plain integer seed) is insecure and cannot protect a release; use a key file "
+            "(`fam key new`), or set release.allow_research_keys: true for research runs"
+        )
+    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
+    check_paths(aligned_dir, out_dir)
+    engine = resolve_engine(params.runtime)
+    models = models or build_models(params.models, engine.device)
+    gen = models.generator
+    params = resolve_margin(params, gen.resolution)
+    groups = resolve_groups(params.layers, gen.num_ws)
+
+    people, rejects = scan_aligned(aligned_dir, persons)
+    people, more = validate_people(people, gen.resolution)
+    run = ProtectManifest(
+        code_version=code_version().version,
+        params_digest=params.method_digest(),
+        generator_id=gen.generator_id,
+        aligned_dir=str(aligned_dir),
+        # Results are reproducible per precision and path (float rounding differs between them).
+        precision=engine.precision,
+        modconv=engine.modconv,
+        key=KeyIdentity.from_dict(key.describe()),
+    )
+    done = check_out_dir(out_dir, run, resume, force)
+    inv_path = Path(inversions) if inversions is not None else None
+    inv_table = load_inversions(inv_path, gen.generator_id) if inv_path is not None else {}
+    return ProtectPlan(
+        aligned_dir=aligned_dir,
+        out_dir=out_dir,
+        key=key,
+        params=params,
+        people=people,
+        rejects=rejects + more,
+        pseudonyms=[key.person_pseudonym(p.name) for p in people],
+        done=done,
+        run=run,
+        inversions=inv_table,
+        inversions_path=inv_path,
+        engine=engine,
+        models=models,
+        groups=groups,
+        resume=resume,
+        force=force,
+    )
 
 
 def protect_dataset(
@@ -142,48 +262,42 @@ def protect_dataset(
     models: ModelBundle | None = None,
 ) -> ProtectSummary:
     """Protect every person under ``aligned_dir`` with ``key``; see the module docstring."""
-    start = time.perf_counter()
-    if key.kind == "research" and not params.release.allow_research_keys:
-        raise KeyMaterialError(
-            "a research key (plain integer seed) is insecure and cannot protect a release; use a key file "
-            "(`fam key new`), or set release.allow_research_keys: true for research runs"
-        )
-    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
-    check_paths(aligned_dir, out_dir)
-    engine = resolve_engine(params.runtime)
-    device = engine.device
-    models = models or build_models(params.models, device)
-    gen = models.generator
-    engine.prepare(gen)
-    groups = resolve_groups(params.layers, gen.num_ws)
+    plan = plan_protect(
+        aligned_dir,
+        out_dir,
+        key,
+        params,
+        inversions=inversions,
+        persons=persons,
+        resume=resume,
+        force=force,
+        models=models,
+    )
+    return run_protect(plan, progress=progress)
 
-    people, rejects = scan_aligned(aligned_dir, persons)
-    people, more = validate_people(people, gen.resolution)
-    rejects += more
-    run_info = {
-        "format": MANIFEST_FORMAT,
-        "code_version": code_version(),
-        "params_digest": params.method_digest(),
-        "generator_id": gen.generator_id,
-        "aligned_dir": str(aligned_dir),
-        # Results are reproducible per precision and path (float rounding differs between them).
-        "precision": engine.precision,
-        "modconv": engine.modconv,
-        **key.describe(),
-    }
-    done = prepare_out_dir(out_dir, run_info, resume, force)
-    inv_table = load_inversions(Path(inversions), gen.generator_id) if inversions is not None else {}
+
+def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
+    """Carry out a plan of :func:`plan_protect`."""
+    start = time.perf_counter()
+    key, params, out_dir, engine, models = plan.key, plan.params, plan.out_dir, plan.engine, plan.models
+    people, rejects, run, done = plan.people, plan.rejects, plan.run, plan.done
+    pseudonyms, groups, inv_table = plan.pseudonyms, plan.groups, plan.inversions
+    device, gen = engine.device, models.generator
+    engine.prepare(gen)
+    prepare_out_dir(out_dir, run, plan.force)
+    ResolvedSettings.of(
+        "protect", params, device=str(device), precision=engine.precision, modconv=engine.modconv
+    ).write(out_dir)
     w_key = key_latent(key, gen, params.key.truncation_psi)
 
     n_aug = params.groups.single_image_views
     counts = [len(p.files) if len(p.files) > 1 else 1 + n_aug for p in people]
-    plan = plan_batches(counts, params.groups.max_batch_views)
-    pseudonyms = [key.person_pseudonym(p.name) for p in people]
+    batches = plan_batches(counts, params.groups.max_batch_views)
     pending: dict[int, list[tuple[int, dict]]] = {}
     anchors: dict[int, list[torch.Tensor]] = {}
-    total_views = sum(len(b.slots) for b in plan)
+    total_views = sum(len(b.slots) for b in batches)
     bar = tqdm(total=total_views, desc="protect", unit="view", disable=not progress)
-    for batch in plan:
+    for batch in batches:
         if all(pseudonyms[g] in done for g in batch.groups):
             bar.update(len(batch.slots))
             continue
@@ -235,12 +349,12 @@ def protect_dataset(
         bar.update(len(batch.slots))
     bar.close()
 
-    manifest = _assemble(out_dir, run_info, people, pseudonyms, rejects)
+    manifest = _assemble(out_dir, run, pseudonyms, rejects)
     seconds = time.perf_counter() - start
     return ProtectSummary(
         out_dir=out_dir,
-        manifest_path=out_dir / "manifest.json",
-        n_images=len(manifest["items"]),
+        manifest_path=out_dir / ProtectManifest.FILENAME,
+        n_images=len(manifest.items),
         n_persons=len(people),
         n_rejected=len(rejects),
         n_resumed_persons=len(done & set(pseudonyms)),
@@ -292,65 +406,109 @@ def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tup
     items = []
     released = views[: len(person.files)]  # augmented views (single-image persons) are never released
     for idx, (f, (_, view)) in enumerate(zip(person.files, released, strict=True)):
-        rel = Path("release") / "images" / pseudonym / f"{idx:04d}.png"
-        data = png_bytes(view["image"])
+        rel = Path(ReleaseIndex.FOLDER) / "images" / pseudonym / f"{idx:04d}.png"
+        data = png_bytes(to_uint8(view["image"]))
         atomic_write_bytes(out_dir / rel, data)
         items.append(
-            {
-                "input": str(f.path),
-                "person": person.name,
-                "pseudonym": pseudonym,
-                "output": rel.as_posix(),
-                "output_sha256": hashlib.sha256(data).hexdigest(),
-                "latent_file": f"latents/{pseudonym}.pt",
-                "latent_index": idx,
-                "augmented_views": len(views) - len(released),
-                "losses": view["losses"],
-            }
+            ProtectItem(
+                input=str(f.path),
+                person=person.name,
+                pseudonym=pseudonym,
+                output=rel.as_posix(),
+                output_sha256=sha256_bytes(data),
+                latent_file=f"latents/{pseudonym}.pt",
+                latent_index=idx,
+                augmented_views=len(views) - len(released),
+                losses=view["losses"],
+            )
         )
     atomic_torch_save(
         out_dir / "latents" / f"{pseudonym}.pt",
         {"names": [str(f.path) for f in person.files], "ws": torch.stack([v["ws"] for _, v in released])},
     )
-    atomic_write_json(out_dir / ".fam" / "persons" / f"{pseudonym}.json", items)
+    atomic_write_json(out_dir / ".fam" / "persons" / f"{pseudonym}.json", [it.to_dict() for it in items])
 
 
 def _assemble(
-    out_dir: Path, run_info: dict, people: list[Person], pseudonyms: list[str], rejects: list[Reject]
-) -> dict:
-    items: list[dict] = []
+    out_dir: Path, run: ProtectManifest, pseudonyms: list[str], rejects: list[Reject]
+) -> ProtectManifest:
+    """The manifest, rejects and release index from every finished person's state record."""
+    items: list[ProtectItem] = []
     for pseudonym in pseudonyms:
         record = out_dir / ".fam" / "persons" / f"{pseudonym}.json"
         if not record.is_file():
             raise RuntimeError(f"internal error: no output recorded for person {pseudonym}")
-        items.extend(json.loads(record.read_text()))
-    reject_list = [{"input": r.path, "reason": r.reason} for r in rejects]
-    manifest = {
-        **run_info,
-        "key": {k: run_info[k] for k in run_info if k.startswith(("key_", "research"))},
-        "items": items,
-        "rejects": reject_list,
-    }
-    atomic_write_json(out_dir / "manifest.json", manifest)
-    atomic_write_json(out_dir / "rejects.json", reject_list)
-    release = {
-        "format": RELEASE_FORMAT,
-        "code_version": run_info["code_version"],
-        "params_digest": run_info["params_digest"],
-        "generator_id": run_info["generator_id"],
-        "precision": run_info["precision"],
-        "modconv": run_info["modconv"],
-        "key_fingerprint": run_info["key_fingerprint"],
-        "key_kind": run_info["key_kind"],
-        "n_images": len(items),
-        "n_persons": len(pseudonyms),
-        "files": [
-            {"path": Path(it["output"]).relative_to("release").as_posix(), "sha256": it["output_sha256"]}
+        items.extend(ProtectItem(**it) for it in json.loads(record.read_text()))
+    manifest = dataclasses.replace(run, items=tuple(items), rejects=tuple(rejects))
+    manifest.write(out_dir)
+    Rejects(tuple(rejects)).write(out_dir)
+    ReleaseIndex(
+        code_version=run.code_version,
+        params_digest=run.params_digest,
+        generator_id=run.generator_id,
+        precision=run.precision,
+        modconv=run.modconv,
+        key_fingerprint=run.key.fingerprint,
+        key_kind=run.key.kind,
+        n_persons=len(pseudonyms),
+        files=tuple(
+            ReleaseFile(Path(it.output).relative_to(ReleaseIndex.FOLDER).as_posix(), it.output_sha256)
             for it in items
-        ],
-    }
-    atomic_write_json(out_dir / "release" / "release.json", release)
+        ),
+    ).write(out_dir)
     return manifest
+
+
+@dataclass(frozen=True)
+class InvertPlan:
+    """What :func:`invert_dataset` will do, decided before it writes anything (``--dry-run``)."""
+
+    aligned_dir: Path
+    target: Path  # OUT/inversions.pt
+    params: Params
+    people: list[Person]
+    rejects: list[Reject]
+    engine: Engine
+    models: ModelBundle
+    force: bool
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "command": "invert",
+            "input": str(self.aligned_dir),
+            "output": str(self.target),
+            "output_state": "force" if self.force else "new",
+            "persons": len(self.people),
+            "images": sum(len(p.files) for p in self.people),
+            "rejected_inputs": len(self.rejects),
+            "models": {
+                "generator": self.models.generator.generator_id,
+                "inverter": type(self.models.inverter).__name__,
+            },
+            "engine": self.engine.describe(),
+        }
+
+
+def plan_invert(
+    aligned_dir: str | Path,
+    out_dir: str | Path,
+    params: Params,
+    *,
+    persons: Sequence[str] | None = None,
+    force: bool = False,
+    models: ModelBundle | None = None,
+) -> InvertPlan:
+    """Check the settings, models, inputs and output as a run would; write nothing."""
+    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
+    check_paths(aligned_dir, out_dir)
+    target = out_dir / Inversions.FILENAME
+    if target.exists() and not force:
+        raise OutputExistsError(f"{target} exists; pass --force to recompute it")
+    engine = resolve_engine(params.runtime)
+    models = models or build_models(params.models, engine.device)
+    people, rejects = scan_aligned(aligned_dir, persons)
+    people, more = validate_people(people, models.generator.resolution)
+    return InvertPlan(aligned_dir, target, params, people, rejects + more, engine, models, force)
 
 
 def invert_dataset(
@@ -363,36 +521,33 @@ def invert_dataset(
     progress: bool = True,
     models: ModelBundle | None = None,
 ) -> Path:
-    """Invert every aligned face once (``OUT/inversions.pt``) so that several keys can reuse it."""
-    aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
-    check_paths(aligned_dir, out_dir)
-    target = out_dir / "inversions.pt"
-    if target.exists() and not force:
-        raise OutputExistsError(f"{target} exists; pass --force to recompute it")
-    engine = resolve_engine(params.runtime)
-    device = engine.device
-    models = models or build_models(params.models, device)
-    gen = models.generator
+    """Invert every aligned face once (``OUT/inversions.pt``) so that several keys can reuse it.
+
+    Also writes ``OUT/rejects.json`` and ``OUT/settings.json``.
+    """
+    plan = plan_invert(aligned_dir, out_dir, params, persons=persons, force=force, models=models)
+    return run_invert(plan, progress=progress)
+
+
+def run_invert(plan: InvertPlan, *, progress: bool = True) -> Path:
+    """Carry out a plan of :func:`plan_invert`; returns the inversions file."""
+    target, params, people, engine, models = plan.target, plan.params, plan.people, plan.engine, plan.models
+    device, gen = engine.device, models.generator
     engine.prepare(gen)
-    people, rejects = scan_aligned(aligned_dir, persons)
-    people, more = validate_people(people, gen.resolution)
     files = [f for p in people for f in p.files]
     chunk = params.groups.max_batch_views
     ws = []
     for i in tqdm(range(0, len(files), chunk), desc="invert", unit="batch", disable=not progress):
         x = torch.stack([load_face(f.path, gen.resolution) for f in files[i : i + chunk]]).to(device)
         ws.append(models.inverter.invert(x).detach().cpu())
-    atomic_torch_save(
-        target,
-        {
-            "format": INVERSIONS_FORMAT,
-            "generator_id": gen.generator_id,
-            "inverter": params.to_dict()["models"]["inverter"],
-            "paths": [str(f.path) for f in files],
-            "ws": torch.cat(ws) if ws else torch.empty(0),
-        },
-    )
-    atomic_write_json(
-        out_dir / "rejects.json", [{"input": r.path, "reason": r.reason} for r in rejects + more]
-    )
+    Inversions(
+        generator_id=gen.generator_id,
+        inverter=params.to_dict()["models"]["inverter"],
+        paths=tuple(str(f.path) for f in files),
+        ws=torch.cat(ws) if ws else torch.empty(0),
+    ).write(target.parent)
+    Rejects(tuple(plan.rejects)).write(target.parent)
+    ResolvedSettings.of(
+        "invert", params, device=str(device), precision=engine.precision, modconv=engine.modconv
+    ).write(target.parent)
     return target

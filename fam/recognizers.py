@@ -18,6 +18,10 @@ Registered names (``available()``):
   never used by a loss, so it scores as a true black box.
 
 User weights are passed as ``path`` + ``sha256`` and checked by :mod:`fam.weights`.
+
+A new evaluator is a builder ``RecognizerOptions -> FaceRecognizer`` registered here (its network
+may live in its own module, imported inside the builder) and, if it loads a file, one entry in
+:mod:`fam.weights_catalog`. ``evaluate.recognizers`` then accepts its name.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from torch import nn
 
 from fam.errors import ConfigError, MissingWeightsError
 from fam.faces.chip import ARCFACE_112, DLIB_150, FACENET_160, CropTemplate, crop_to_template
+from fam.interfaces import FaceRecognizer
+from fam.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -87,31 +93,32 @@ class TemplateRecognizer:
         return F.normalize(a.float(), dim=1) @ F.normalize(b.float(), dim=1).T
 
 
-Builder = Callable[[RecognizerOptions], TemplateRecognizer]
-_REGISTRY: dict[str, Builder] = {}
+# Any FaceRecognizer may be registered; the shipped ones are TemplateRecognizers.
+Builder = Callable[[RecognizerOptions], FaceRecognizer]
+RECOGNIZERS: Registry[Builder] = Registry(
+    "face recognizer", hint="set evaluate.recognizers to names from this list (params.yaml or --set)"
+)
 
 
-def register(name: str, builder: Builder) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"face recognizer {name!r} registered twice")
-    _REGISTRY[name] = builder
+def register(name: str, builder: Builder | str, *, replace: bool = False) -> None:
+    """Add an evaluator: its builder, or ``"package.module:function"`` imported when first built."""
+    RECOGNIZERS.register(name, builder, replace=replace)
 
 
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    return RECOGNIZERS.names()
 
 
-def get(name: str, **options: Any) -> TemplateRecognizer:
+def get(name: str, **options: Any) -> FaceRecognizer:
     """Build the evaluator ``name``; options: see :class:`RecognizerOptions`."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown face recognizer {name!r}; valid names: {', '.join(available())}")
+    builder = RECOGNIZERS.get(name)
     unknown = sorted(set(options) - set(RecognizerOptions.__dataclass_fields__))
     if unknown:
         raise ConfigError(
             f"face recognizer {name!r}: unknown option(s) {', '.join(unknown)}; "
             f"valid options: {', '.join(RecognizerOptions.__dataclass_fields__)}"
         )
-    return _REGISTRY[name](RecognizerOptions(**options))
+    return builder(RecognizerOptions(**options))
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,14 +181,8 @@ def _facenet(opts: RecognizerOptions) -> TemplateRecognizer:
     )
 
 
-def _faceres(opts: RecognizerOptions) -> TemplateRecognizer:
-    from fam.faces.faceres import build_recognizer  # lazy: the TF.js graph reader loads when asked
-
-    return build_recognizer(opts)
-
-
 register("dlib", _dlib)
 register("arcface-irse50", _arcface(50))
 register("arcface-ir152", _arcface(152))
 register("facenet", _facenet)
-register("faceres", _faceres)
+register("faceres", "fam.faces.faceres:build_recognizer")

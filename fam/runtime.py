@@ -17,7 +17,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from fam.errors import ConfigError
+from fam.io_utils import atomic_write_json
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -118,13 +119,8 @@ def cpu_bf16_faster() -> bool:
         pass
     speedup = _probe_bf16_speedup()
     verdict = speedup >= 1.3
-    try:
-        PROBE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = PROBE_FILE.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "bf16_speedup": round(speedup, 2), "bf16_faster": verdict}))
-        os.replace(tmp, PROBE_FILE)
-    except OSError:  # a read-only home still gets the measured answer for this process
-        pass
+    with suppress(OSError):  # a read-only home still gets the measured answer for this process
+        atomic_write_json(PROBE_FILE, {"key": key, "bf16_speedup": round(speedup, 2), "bf16_faster": verdict})
     return verdict
 
 

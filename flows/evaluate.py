@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
@@ -43,4 +41,4 @@ def evaluate_release(
         "evaluate-release",
         {"release2_dir": release2_dir or ""},
     )
-    return {"mlflow_run_id": run_id, "metrics": json.loads((Path(eval_dir) / "metrics.json").read_text())}
+    return {"mlflow_run_id": run_id, "metrics": evaluate.metrics(eval_dir)}

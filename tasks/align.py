@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 
+from fam.artifacts import AlignManifest
 from fam.errors import UserError
 from tasks.common import settings
 
@@ -36,10 +37,7 @@ def align(
 @task(name="list-people")
 def list_people(aligned_dir: str, persons: list[str] | None) -> list[str]:
     """People with at least one aligned image, sorted (optionally limited to ``persons``)."""
-    import pandas as pd
-
-    rows = pd.read_csv(Path(aligned_dir) / "manifest.csv", dtype={"person": str})
-    people = sorted(set(rows.loc[rows["status"] == "aligned", "person"]))
+    people = AlignManifest.read(aligned_dir).people()
     if persons is not None:
         unknown = sorted(set(persons) - set(people))
         if unknown:

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
-from fam.config import DEFAULT_PARAMS_PATH, load_params, parse_override
+from fam.cli.common import Command, load_cli_params, params_options
 from fam.errors import UserError
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--fingerprint", required=True, help="public key fingerprint (fp-...), as printed by `fam key`")
-@click.option("--params", "params_path", default=str(DEFAULT_PARAMS_PATH), show_default=True)
-@click.option("--set", "overrides", multiple=True, help="override a setting, e.g. mlops.tracking_uri=...")
 @click.option("--json", "as_json", is_flag=True, help="print the answer as JSON")
-def audit(fingerprint: str, params_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
+@params_options
+def audit(fingerprint: str, as_json: bool, params_path: Path, overrides: tuple[str, ...]) -> None:
     """Releases made with a key FINGERPRINT, their data and code versions, and revocation state."""
     if not fingerprint.startswith("fp-"):
         raise UserError(f"{fingerprint!r} is not a key fingerprint (they start with 'fp-'); never pass a key")
-    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    params = load_cli_params(params_path, overrides)
     from tasks import mlflow_lineage as lineage  # lazy: imports MLflow
 
     store = lineage.Store.from_params(params)

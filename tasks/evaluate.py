@@ -1,4 +1,4 @@
-"""The evaluation task: score a finished release (``fam.evaluate.evaluate_release``)."""
+"""Evaluation tasks: score a finished release (``fam.evaluate.evaluate_release``), read its metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import task
 
+from fam.artifacts import Metrics
 from tasks.common import settings
 from tasks.keyref import FlowKeyRef
 
@@ -37,3 +38,9 @@ def evaluate(
         progress=False,
     )
     return eval_dir
+
+
+@task(name="read-metrics")
+def metrics(eval_dir: str) -> dict[str, float]:
+    """The flat metrics an evaluation wrote (``EVAL/metrics.json``)."""
+    return Metrics.read(eval_dir).values

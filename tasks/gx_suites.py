@@ -5,11 +5,15 @@ Three suites, each over a pandas frame built from what is on disk:
 * ``input``: the alignment manifest (``ALIGNED/manifest.csv``): unique input paths, known
   statuses, plausible sizes and detection scores, aligned files present, people with an image.
 * ``release``: a protect output folder against its aligned inputs: one protected image per
-  accepted input and nothing else, every file decodes and matches its manifest hash, no
-  original pixels, no latents, no real names and no key material anywhere under ``release/``.
-* ``metrics``: ``EVAL/metrics.json``: every value finite, PSR/EER/AUC/D_sys within [0, 1],
-  score means within [-1, 1], counts and FID >= 0.
+  accepted input and nothing else, every file decodes and matches its manifest hash,
+  ``release.json`` lists exactly those files, no original pixels, no latents, no real names and
+  no key material anywhere under ``release/``.
+* ``metrics``: ``EVAL/metrics.json`` with ``metric_families.json``: every value finite and
+  within the range of its family (rate [0, 1], score [-1, 1], count and distance >= 0:
+  :data:`fam.artifacts.evaluation.FAMILY_RANGES`); a metric without a family fails.
 
+Files are read through their classes in :mod:`fam.artifacts`, so a missing, foreign or
+malformed file stops a suite with an error naming the file and the command that writes it.
 The frames hold derived booleans and numbers, never the key: Great Expectations echoes
 unexpected values into its results, so the key is compared here and only the verdict enters.
 
@@ -20,7 +24,6 @@ through ``python -m tasks.stages validate ...`` (:mod:`tasks.stages`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import re
@@ -31,29 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fam.errors import UserError
+from fam.artifacts import AlignManifest, Metrics, ProtectManifest, ReleaseIndex
+from fam.artifacts.evaluation import FAMILY_RANGES
+from fam.errors import InputError, UserError
+from fam.io_utils import atomic_write_text, sha256_bytes
 
-PROTECT_MANIFEST_FORMAT = "fam-protect-manifest/v1"
-ALIGN_COLUMNS = (
-    "input_path",
-    "person",
-    "status",
-    "reason",
-    "output_path",
-    "input_format",
-    "input_width",
-    "input_height",
-    "det_score",
-    "face_px",
-    "n_faces",
-)
 RELEASE_SUFFIXES = {".png", ".json"}  # anything else in release/ (latents, arrays, keys) fails the suite
 MIN_INPUT_SIDE = 32  # pixels; smaller inputs cannot hold a face the detector could align
-# Metric families of fam.evaluate (docs/evaluation.md): shares and probabilities in [0, 1],
-# cosine-score means in [-1, 1], counts and distances >= 0.
-_RATE_PATTERN = re.compile(r"^(?:psr|eer|auc|dsys)_(?!bins$)")
-_SCORE_PATTERN = re.compile(r"^score_")
-_COUNT_PATTERN = re.compile(r"(?:^n_|_n$|_bins$|^fid)")
 
 
 class ValidationFailed(UserError):
@@ -78,8 +65,7 @@ class ValidationReport:
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2, default=str) + "\n")
+        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=str) + "\n")
         return path
 
     def raise_for_failure(self) -> ValidationReport:
@@ -170,22 +156,19 @@ def validate_release(
     file under ``release/``; ``persons`` limits the expected inputs to those people.
     """
     out_dir, aligned_dir = Path(out_dir), Path(aligned_dir)
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise UserError(f"{manifest_path} does not exist; run `fam protect --out {out_dir}` first")
-    manifest = json.loads(manifest_path.read_text())
-    release = out_dir / "release"
+    manifest = ProtectManifest.read(out_dir)
+    release = out_dir / ReleaseIndex.FOLDER
     align_rows = _read_align_manifest(aligned_dir)
     accepted = align_rows[align_rows["status"] == "aligned"]
     if persons is not None:
         accepted = accepted[accepted["person"].isin(persons)]
     names = sorted(set(align_rows["person"].astype(str)))
 
-    items = pd.DataFrame(manifest.get("items", []))
-    for col in ("input", "person", "pseudonym", "output", "output_sha256"):
-        if col not in items:
-            items[col] = pd.Series(dtype=object)
-    rejects = pd.DataFrame(manifest.get("rejects", []), columns=["input", "reason"])
+    item_columns = ["input", "person", "pseudonym", "output", "output_sha256"]
+    items = pd.DataFrame(
+        [{c: getattr(it, c) for c in item_columns} for it in manifest.items], columns=item_columns
+    )
+    rejects = pd.DataFrame([r.to_dict() for r in manifest.rejects], columns=["input", "reason", "detail"])
 
     # Which accepted input each item (or reject) came from: (person, file stem) is unique in ALIGNED.
     def ident(person: Any, path: Any) -> str:
@@ -210,11 +193,11 @@ def validate_release(
     for _, row in accepted.iterrows():
         raw = Path(str(row["input_path"]))
         if raw.is_file():
-            original_file_hashes.add(_sha256(raw.read_bytes()))
+            original_file_hashes.add(sha256_bytes(raw.read_bytes()))
             original_pixel_hashes.add(_pixel_hash(raw))
         al = aligned_dir / str(row["output_path"])
         if al.is_file():
-            original_file_hashes.add(_sha256(al.read_bytes()))
+            original_file_hashes.add(sha256_bytes(al.read_bytes()))
             original_pixel_hashes.add(_pixel_hash(al))
 
     listed = {str(o) for o in items["output"]}
@@ -232,9 +215,10 @@ def validate_release(
             {
                 "file": rel,
                 "allowed_type": f.suffix.lower() in RELEASE_SUFFIXES,
-                "listed_or_release_json": rel in listed or rel == "release/release.json",
+                "listed_or_release_json": rel in listed
+                or rel == f"{ReleaseIndex.FOLDER}/{ReleaseIndex.FILENAME}",
                 "decodes": decoded_hash is not None if is_image else _json_ok(text),
-                "is_original_copy": _sha256(data) in original_file_hashes
+                "is_original_copy": sha256_bytes(data) in original_file_hashes
                 or (decoded_hash is not None and decoded_hash in original_pixel_hashes),
                 "contains_key": _contains_key(data, key_hex, key_bytes),
                 "contains_real_name": bool(name_re and (name_re.search(rel) or name_re.search(text))),
@@ -253,20 +237,19 @@ def validate_release(
         ],
     )
     items["sha256_matches"] = [
-        (out_dir / str(o)).is_file() and _sha256((out_dir / str(o)).read_bytes()) == s
+        (out_dir / str(o)).is_file() and sha256_bytes((out_dir / str(o)).read_bytes()) == s
         for o, s in zip(items["output"], items["output_sha256"], strict=True)
     ]
-    items["under_release"] = [str(o).startswith("release/") for o in items["output"]]
+    items["under_release"] = [str(o).startswith(f"{ReleaseIndex.FOLDER}/") for o in items["output"]]
     header = pd.DataFrame(
         [
             {
-                "format": manifest.get("format"),
                 "fingerprint_matches": expected_fingerprint is None
-                or manifest.get("key", {}).get("key_fingerprint") == expected_fingerprint,
-                "has_code_version": bool(manifest.get("code_version")),
-                "has_params_digest": bool(manifest.get("params_digest")),
-                "has_generator_id": bool(manifest.get("generator_id")),
-                "release_json_present": (release / "release.json").is_file(),
+                or manifest.key.fingerprint == expected_fingerprint,
+                "has_code_version": bool(manifest.code_version),
+                "has_params_digest": bool(manifest.params_digest),
+                "has_generator_id": bool(manifest.generator_id),
+                "release_json_matches": _release_index_matches(out_dir, manifest),
             }
         ]
     )
@@ -277,10 +260,6 @@ def validate_release(
             header,
             [
                 (
-                    E.ExpectColumnValuesToBeInSet(column="format", value_set=[PROTECT_MANIFEST_FORMAT]),
-                    "format",
-                ),
-                (
                     E.ExpectColumnValuesToBeInSet(column="fingerprint_matches", value_set=true),
                     "key fingerprint",
                 ),
@@ -288,8 +267,8 @@ def validate_release(
                 (E.ExpectColumnValuesToBeInSet(column="has_params_digest", value_set=true), "params digest"),
                 (E.ExpectColumnValuesToBeInSet(column="has_generator_id", value_set=true), "generator id"),
                 (
-                    E.ExpectColumnValuesToBeInSet(column="release_json_present", value_set=true),
-                    "release.json",
+                    E.ExpectColumnValuesToBeInSet(column="release_json_matches", value_set=true),
+                    "release.json lists exactly the released images, key and settings",
                 ),
             ],
         ),
@@ -354,30 +333,27 @@ def validate_release(
     return report
 
 
-def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport:
-    """Suite ``metrics`` over the flat ``{name: float}`` of ``EVAL/metrics.json``."""
-    if not isinstance(metrics, dict):
-        path = Path(metrics)
-        if not path.is_file():
-            raise UserError(f"{path} does not exist; run `fam evaluate` first")
-        metrics = json.loads(path.read_text())
+def validate_metrics(metrics: str | Path | Metrics) -> ValidationReport:
+    """Suite ``metrics`` over ``EVAL/metrics.json`` and its families (the folder, the file, or a
+    :class:`~fam.artifacts.Metrics`): each value finite and within its family's range."""
+    if not isinstance(metrics, Metrics):
+        metrics = Metrics.read(metrics)
+    values, families = metrics.values, metrics.families
     frame = pd.DataFrame(
         [
             {
                 "name": k,
+                "family": families.get(k, "none"),
                 "is_number": isinstance(v, int | float) and not isinstance(v, bool),
                 "finite": isinstance(v, int | float) and math.isfinite(v),
                 "value": float(v) if isinstance(v, int | float) and math.isfinite(v) else np.nan,
             }
-            for k, v in sorted(metrics.items())
+            for k, v in sorted(values.items())
         ],
-        columns=["name", "is_number", "finite", "value"],
+        columns=["name", "family", "is_number", "finite", "value"],
     )
-    rates = frame[frame["name"].str.lower().str.contains(_RATE_PATTERN) & frame["finite"]]
-    counts = frame[frame["name"].str.lower().str.contains(_COUNT_PATTERN) & frame["finite"]]
-    scores = frame[frame["name"].str.lower().str.contains(_SCORE_PATTERN) & frame["finite"]]
     E = _gx().expectations
-    frames = {
+    frames: dict[str, tuple[pd.DataFrame, list[tuple[Any, str]]]] = {
         "all": (
             frame,
             [
@@ -385,28 +361,18 @@ def validate_metrics(metrics: str | Path | dict[str, float]) -> ValidationReport
                 (E.ExpectColumnValuesToBeUnique(column="name"), "unique names"),
                 (E.ExpectColumnValuesToBeInSet(column="is_number", value_set=[True]), "numbers only"),
                 (E.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]), "finite"),
-            ],
-        ),
-        "rates": (
-            rates,
-            [
                 (
-                    E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0, max_value=1.0),
-                    "rate in [0, 1]",
-                )
-            ],
-        ),
-        "counts": (counts, [(E.ExpectColumnValuesToBeBetween(column="value", min_value=0.0), "count >= 0")]),
-        "scores": (
-            scores,
-            [
-                (
-                    E.ExpectColumnValuesToBeBetween(column="value", min_value=-1.0, max_value=1.0),
-                    "score in [-1, 1]",
-                )
+                    E.ExpectColumnValuesToBeInSet(column="family", value_set=list(FAMILY_RANGES)),
+                    f"every metric has a family ({Metrics.FAMILIES_FILENAME}, written by `fam evaluate`)",
+                ),
             ],
         ),
     }
+    for family, (lo, hi) in FAMILY_RANGES.items():
+        subset = frame[(frame["family"] == family) & frame["finite"]]
+        bounds = {"min_value": lo} | ({"max_value": hi} if math.isfinite(hi) else {})
+        why = f"{family} in [{lo:g}, {hi:g}]" if math.isfinite(hi) else f"{family} >= {lo:g}"
+        frames[f"{family}s"] = (subset, [(E.ExpectColumnValuesToBeBetween(column="value", **bounds), why)])
     return _run_suite("metrics", frames)
 
 
@@ -482,18 +448,23 @@ def _run_suite(
 
 
 def _read_align_manifest(aligned_dir: Path) -> pd.DataFrame:
-    path = aligned_dir / "manifest.csv"
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; run `fam align --out {aligned_dir}` first")
-    rows = pd.read_csv(path, dtype={"input_path": str, "person": str, "output_path": str, "reason": str})
-    missing = [c for c in ALIGN_COLUMNS if c not in rows]
-    if missing:
-        raise UserError(f"{path} lacks column(s) {missing}; it was not written by `fam align`")
-    return rows
+    rows = AlignManifest.read(aligned_dir).rows
+    return pd.DataFrame([asdict(r) for r in rows], columns=list(AlignManifest.COLUMNS))
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _release_index_matches(out_dir: Path, manifest: ProtectManifest) -> bool:
+    """``release.json`` exists, reads, and lists exactly the manifest's images with their hashes."""
+    try:
+        index = ReleaseIndex.read(out_dir)
+    except InputError:
+        return False
+    prefix = f"{ReleaseIndex.FOLDER}/"
+    made = {(it.output.removeprefix(prefix), it.output_sha256) for it in manifest.items}
+    return (
+        {(f.path, f.sha256) for f in index.files} == made
+        and index.key_fingerprint == manifest.key.fingerprint
+        and index.params_digest == manifest.params_digest
+    )
 
 
 def _pixel_hash(path: Path) -> str | None:
@@ -505,7 +476,7 @@ def _pixel_hash(path: Path) -> str | None:
             arr = np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError):
         return None
-    return _sha256(f"{arr.shape}".encode() + arr.tobytes())
+    return sha256_bytes(f"{arr.shape}".encode() + arr.tobytes())
 
 
 def _json_ok(text: str) -> bool:

@@ -3,12 +3,12 @@
 Every protect flow run (and the DVC ``report`` stage) records one MLflow run holding:
 
 * params: the resolved ``params.yaml``, flattened to ``section.key`` names;
-* tags: git commit (+ dirty flag), the ``data.dvc`` hash, sha256 of every model file in the
-  weight registry that is present, the key fingerprint and kind (never the key), the Prefect
-  flow run id, the release folder and its manifest hash;
+* tags: git commit (+ dirty flag), the ``data.dvc`` hash, for every entry of the weight catalog
+  its sha256 (present) or status (missing, corrupt, user), the key fingerprint and kind (never
+  the key), the Prefect flow run id, the release folder and its manifest hash;
 * metrics: the flat ``EVAL/metrics.json``;
-* artifacts: protect manifest, ``release.json``, validation reports, ``report.md``, plots and
-  the small image grid;
+* artifacts: protect manifest, ``release.json``, the resolved ``settings.json`` of the align,
+  protect and evaluation folders, validation reports, ``report.md``, plots and the small image grid;
 * dataset inputs: the DVC-tracked data and the aligned set, named by their hashes.
 
 This module is the MLflow adapter; :mod:`tasks.lineage` wraps it in Prefect tasks.
@@ -22,17 +22,25 @@ thread-local, and Prefect runs tasks in worker threads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fam.artifacts import (
+    AlignManifest,
+    AlignSummary,
+    Metrics,
+    ProtectManifest,
+    ReleaseIndex,
+    ResolvedSettings,
+)
 from fam.config import Params
 from fam.errors import UserError
+from fam.io_utils import sha256_file
+from fam.provenance import code_version
 
 TAG = "fam."  # prefix of every tag we write
 REVOCATIONS_SUFFIX = "-revocations"
@@ -98,20 +106,10 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def code_version(root: Path = Path(".")) -> dict[str, str]:
-    """Git commit of the working tree and whether it had uncommitted changes."""
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+def git_tags() -> dict[str, str]:
+    """Commit and dirty flag of the code that runs (:func:`fam.provenance.code_version`)."""
+    version = code_version()
+    return {"git_commit": version.commit, "git_dirty": str(version.dirty).lower()}
 
 
 def data_version(dvc_file: Path = Path("data.dvc")) -> dict[str, str]:
@@ -125,25 +123,14 @@ def data_version(dvc_file: Path = Path("data.dvc")) -> dict[str, str]:
 
 
 def weight_hashes() -> dict[str, str]:
-    """sha256 of every registry model file present here (verified: a corrupt file is reported)."""
+    """Every weight catalog entry: its sha256 when the file is here and verified, else its status."""
     from fam import weights
 
     out = {}
     for entry in weights.entries():
         state, _ = weights.status(entry)
-        if state == "present":
-            out[f"weight.{entry.name}.sha256"] = str(entry.sha256)
-        elif state == "corrupt":
-            out[f"weight.{entry.name}.sha256"] = "corrupt"
+        out[f"weight.{entry.name}.sha256"] = str(entry.sha256) if state == "present" else state
     return out
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def log_release(record: ReleaseRecord, store: Store, *, parent_run_id: str | None = None) -> str:
@@ -152,7 +139,7 @@ def log_release(record: ReleaseRecord, store: Store, *, parent_run_id: str | Non
 
     client = store.client()
     exp_id = store.experiment_id(client)
-    manifest_path = record.out_dir / "manifest.json"
+    manifest_path = record.out_dir / ProtectManifest.FILENAME
     tags = {
         f"{TAG}key_fingerprint": record.key_fingerprint,
         f"{TAG}key_kind": record.key_kind,
@@ -160,17 +147,17 @@ def log_release(record: ReleaseRecord, store: Store, *, parent_run_id: str | Non
         f"{TAG}release_dir": str(record.out_dir.resolve()),
         f"{TAG}aligned_dir": str(record.aligned_dir.resolve()) if record.aligned_dir else "",
         f"{TAG}params_digest": record.params.digest(),
-        **{f"{TAG}{k}": v for k, v in code_version().items()},
+        **{f"{TAG}{k}": v for k, v in git_tags().items()},
         **{f"{TAG}{k}": v for k, v in data_version().items()},
         **{f"{TAG}{k}": v for k, v in weight_hashes().items()},
         **{f"{TAG}{k}": v for k, v in record.extra_tags.items()},
     }
     if manifest_path.is_file():
-        tags[f"{TAG}manifest_sha256"] = file_sha256(manifest_path)
-        manifest = json.loads(manifest_path.read_text())
-        tags[f"{TAG}generator_id"] = str(manifest.get("generator_id", ""))
-        tags[f"{TAG}code_version"] = str(manifest.get("code_version", ""))
-        tags[f"{TAG}n_images"] = str(len(manifest.get("items", [])))
+        tags[f"{TAG}manifest_sha256"] = sha256_file(manifest_path)
+        manifest = ProtectManifest.read(manifest_path)
+        tags[f"{TAG}generator_id"] = manifest.generator_id
+        tags[f"{TAG}code_version"] = manifest.code_version
+        tags[f"{TAG}n_images"] = str(len(manifest.items))
     if record.flow_run_id:
         tags[f"{TAG}prefect_flow_run_id"] = record.flow_run_id
     if parent_run_id:
@@ -216,7 +203,7 @@ def revoke(
         f"{TAG}revocation_reason": reason,
         **({f"{TAG}replacement_fingerprint": replacement_fingerprint} if replacement_fingerprint else {}),
         **({f"{TAG}prefect_flow_run_id": flow_run_id} if flow_run_id else {}),
-        **{f"{TAG}{k}": v for k, v in code_version().items()},
+        **{f"{TAG}{k}": v for k, v in git_tags().items()},
     }
     run = client.create_run(exp_id, run_name=f"revoke {fingerprint}", tags=tags)
     client.set_terminated(run.info.run_id, status="FINISHED")
@@ -314,10 +301,9 @@ def _metric_name(name: str) -> str:
 
 
 def _read_metrics(eval_dir: Path | None) -> dict[str, float]:
-    if eval_dir is None or not (eval_dir / "metrics.json").is_file():
+    if eval_dir is None or not (eval_dir / Metrics.FILENAME).is_file():
         return {}
-    raw = json.loads((eval_dir / "metrics.json").read_text())
-    return {k: float(v) for k, v in raw.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    return Metrics.read(eval_dir).values
 
 
 def _log_datasets(client: Any, run_id: str, record: ReleaseRecord) -> None:
@@ -331,8 +317,8 @@ def _log_datasets(client: Any, run_id: str, record: ReleaseRecord) -> None:
         source = LocalArtifactDatasetSource(str(Path(dv.get("data_dvc_path") or "data").resolve()))
         ds = MetaDataset(source, name="data (data.dvc)", digest=dv["data_dvc_md5"][:36])
         inputs.append(DatasetInput(ds._to_mlflow_entity(), [InputTag("mlflow.data.context", "source")]))
-    if record.aligned_dir is not None and (record.aligned_dir / "manifest.csv").is_file():
-        digest = file_sha256(record.aligned_dir / "manifest.csv")
+    if record.aligned_dir is not None and (record.aligned_dir / AlignManifest.FILENAME).is_file():
+        digest = sha256_file(record.aligned_dir / AlignManifest.FILENAME)
         client.set_tag(run_id, f"{TAG}aligned_manifest_sha256", digest)
         source = LocalArtifactDatasetSource(str(record.aligned_dir.resolve()))
         ds = MetaDataset(source, name="aligned", digest=digest[:36])
@@ -350,14 +336,26 @@ def _log_artifacts(client: Any, run_id: str, record: ReleaseRecord) -> None:
         elif path.is_dir():
             client.log_artifacts(run_id, str(path), artifact_path=folder)
 
-    put(record.out_dir / "manifest.json", "protect")
-    put(record.out_dir / "release" / "release.json", "protect")
+    for name in (
+        ProtectManifest.FILENAME,
+        f"{ReleaseIndex.FOLDER}/{ReleaseIndex.FILENAME}",
+        ResolvedSettings.FILENAME,
+    ):
+        put(record.out_dir / name, "protect")
     if record.aligned_dir is not None:
-        put(record.aligned_dir / "align_summary.json", "align")
+        for name in (AlignSummary.FILENAME, ResolvedSettings.FILENAME):
+            put(record.aligned_dir / name, "align")
     for report in record.validation_reports:
         put(Path(report), "validation")
     if record.eval_dir is not None:
-        for name in ("metrics.json", "report.md", "thresholds.json", "grid.png"):
+        for name in (
+            Metrics.FILENAME,
+            Metrics.FAMILIES_FILENAME,
+            ResolvedSettings.FILENAME,
+            "report.md",
+            "thresholds.json",
+            "grid.png",
+        ):
             put(record.eval_dir / name, "evaluation")
         put(record.eval_dir / "plots", "evaluation/plots")
 
@@ -375,9 +373,9 @@ def open_training_run(
     tags = {
         f"{TAG}flow": "train-prior",
         f"{TAG}params_digest": params.digest(),
-        f"{TAG}train_data_sha256": file_sha256(data_file),
+        f"{TAG}train_data_sha256": sha256_file(data_file),
         f"{TAG}train_data_path": str(data_file.resolve()),
-        **{f"{TAG}{k}": v for k, v in code_version().items()},
+        **{f"{TAG}{k}": v for k, v in git_tags().items()},
         **({f"{TAG}prefect_flow_run_id": flow_run_id} if flow_run_id else {}),
     }
     run = client.create_run(store.experiment_id(client), run_name=run_name, tags=tags)
@@ -421,18 +419,18 @@ def record_pipeline(
     The parent run holds the evaluated key's release, the metrics and evaluation artifacts and
     every key fingerprint; each key's release gets a nested run with its own validation report.
     """
-    keys = sorted(p.name for p in protect_root.iterdir() if (p / "manifest.json").is_file())
+    keys = sorted(p.name for p in protect_root.iterdir() if (p / ProtectManifest.FILENAME).is_file())
     if not keys:
-        raise UserError(f"no protect output (manifest.json) under {protect_root}")
+        raise UserError(f"no protect output ({ProtectManifest.FILENAME}) under {protect_root}")
     evaluated_key = evaluated_key or keys[0]
     store = Store.from_params(params)
-    manifests = {k: json.loads((protect_root / k / "manifest.json").read_text()) for k in keys}
-    fingerprints = {k: m["key"]["key_fingerprint"] for k, m in manifests.items()}
+    manifests = {k: ProtectManifest.read(protect_root / k) for k in keys}
+    fingerprints = {k: m.key.fingerprint for k, m in manifests.items()}
     parent = log_release(
         ReleaseRecord(
             params=params,
             key_fingerprint=fingerprints[evaluated_key],
-            key_kind=manifests[evaluated_key]["key"]["key_kind"],
+            key_kind=manifests[evaluated_key].key.kind,
             out_dir=protect_root / evaluated_key,
             aligned_dir=aligned_dir,
             eval_dir=eval_dir,
@@ -447,7 +445,7 @@ def record_pipeline(
             ReleaseRecord(
                 params=params,
                 key_fingerprint=fingerprints[k],
-                key_kind=manifests[k]["key"]["key_kind"],
+                key_kind=manifests[k].key.kind,
                 out_dir=protect_root / k,
                 aligned_dir=aligned_dir,
                 validation_reports=sorted(validation_dir.glob(f"release-{k}.json")),

@@ -14,15 +14,15 @@ Rules these tasks keep:
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 
+from fam.artifacts import AlignManifest, ProtectManifest
 from fam.errors import UserError
-from fam.weights import sha256_file
+from fam.io_utils import sha256_file
 from tasks.common import settings
 from tasks.keyref import FlowKeyRef
 
@@ -43,15 +43,14 @@ def key_identity(key: dict[str, Any]) -> dict[str, str]:
 @task(name="release-identity")
 def release_identity(release_dir: str) -> dict[str, str]:
     """``{"fingerprint", "kind"}`` of the key a finished protect output was made with."""
-    manifest = json.loads((Path(release_dir) / "manifest.json").read_text())
-    return {"fingerprint": manifest["key"]["key_fingerprint"], "kind": manifest["key"]["key_kind"]}
+    key = ProtectManifest.read(release_dir).key
+    return {"fingerprint": key.fingerprint, "kind": key.kind}
 
 
 @task(name="release-people")
 def release_people(release_dir: str) -> list[str]:
     """The people a finished protect output holds, sorted."""
-    manifest = json.loads((Path(release_dir) / "manifest.json").read_text())
-    return sorted({item["person"] for item in manifest["items"]})
+    return sorted({item.person for item in ProtectManifest.read(release_dir).items})
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +69,7 @@ def plan_shards(
     params = settings(params_path, overrides)
     return {
         "shards": shards(people, params.mlops.shard_size),
-        "inputs_digest": sha256_file(Path(aligned_dir) / "manifest.csv"),
+        "inputs_digest": sha256_file(Path(aligned_dir) / AlignManifest.FILENAME),
         "params_digest": params.digest(),
     }
 

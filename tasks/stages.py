@@ -15,19 +15,17 @@ A failed suite exits 1 (``report`` gates the metrics before anything is recorded
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
 from pathlib import Path
 
 import click
 
-from fam.config import DEFAULT_PARAMS_PATH, load_params, parse_override
-from fam.errors import UserError
+from fam.artifacts import Metrics
+from fam.cli.common import Group, key_given, key_options, load_cli_params, params_options
+from fam.io_utils import atomic_write_json
 from tasks import gx_suites
 
 
-@click.group()
+@click.group(cls=Group)
 def main() -> None:
     """DVC stage commands of the orchestration layer."""
 
@@ -62,22 +60,22 @@ def validate_input(aligned: str, report_path: str | None) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--aligned", required=True, type=click.Path(file_okay=False))
 @click.option("--report", "report_path", type=click.Path(dir_okay=False))
-@click.option("--key-file", help="key file the release was made with (scanned for in release/)")
-@click.option("--key-env", help="environment variable holding the key as hex")
-@click.option("--research-seed", type=int, help="research seed the release was made with")
+@key_options
 def validate_release(
     out: str,
     aligned: str,
     report_path: str | None,
-    key_file: str | None,
+    key_file: Path | None,
     key_env: str | None,
     research_seed: int | None,
 ) -> None:
+    """Check a release; with the key it was made with, also scan release/ for that key."""
     from tasks.keyref import FlowKeyRef
 
     fingerprint, key_hex = None, None
-    if any(v is not None for v in (key_file, key_env, research_seed)):
-        ref = FlowKeyRef(key_file=key_file, env_var=key_env, research_seed=research_seed)
+    if key_given(key_file, key_env, research_seed):
+        path = str(key_file) if key_file is not None else None
+        ref = FlowKeyRef(key_file=path, env_var=key_env, research_seed=research_seed)
         fingerprint, key_hex = ref.load().fingerprint, ref.material_hex()
     report = gx_suites.validate_release(out, aligned, expected_fingerprint=fingerprint, key_hex=key_hex)
     _finish(report, report_path)
@@ -99,13 +97,12 @@ def validate_metrics(metrics: str, report_path: str | None) -> None:
     "--input", "input_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path)
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--params", "params_path", default=str(DEFAULT_PARAMS_PATH), show_default=True)
-@click.option("--set", "overrides", multiple=True)
-def impostors(input_dir: Path, out_dir: Path, params_path: str, overrides: tuple[str, ...]) -> None:
+@params_options
+def impostors(input_dir: Path, out_dir: Path, params_path: Path, overrides: tuple[str, ...]) -> None:
     """Copy people outside the protected subset into OUT, for the evaluation's FMR thresholds."""
     from fam.impostors import copy_impostors
 
-    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    params = load_cli_params(params_path, overrides)
     chosen = copy_impostors(input_dir, out_dir, params.mlops)
     n = sum(len(v) for v in chosen.values())
     click.echo(f"{n} images of {len(chosen)} people outside the subset -> {out_dir}")
@@ -128,8 +125,7 @@ def impostors(input_dir: Path, out_dir: Path, params_path: str, overrides: tuple
     "--validation", "validation_dir", required=True, type=click.Path(file_okay=False, path_type=Path)
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--params", "params_path", default=str(DEFAULT_PARAMS_PATH), show_default=True)
-@click.option("--set", "overrides", multiple=True)
+@params_options
 def report(
     aligned: Path,
     protect_root: Path,
@@ -137,7 +133,7 @@ def report(
     evaluated_key: str | None,
     validation_dir: Path,
     out_dir: Path,
-    params_path: str,
+    params_path: Path,
     overrides: tuple[str, ...],
 ) -> None:
     """Gate the metrics, then record the pipeline's releases in MLflow (one parent run per repro).
@@ -147,9 +143,9 @@ def report(
     """
     from tasks import mlflow_lineage
 
-    params = load_params(params_path, dict(parse_override(o) for o in overrides))
+    params = load_cli_params(params_path, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
-    gate = gx_suites.validate_metrics(eval_dir / "metrics.json")
+    gate = gx_suites.validate_metrics(eval_dir)
     metrics_report = gate.write(out_dir / "validation-metrics.json")
     gate.raise_for_failure()
     lineage = mlflow_lineage.record_pipeline(
@@ -161,16 +157,12 @@ def report(
         validation_dir=validation_dir,
         extra_reports=[metrics_report],
     )
-    shutil.copyfile(eval_dir / "metrics.json", out_dir / "metrics.json")
-    (out_dir / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n")
+    Metrics.read(eval_dir).write(out_dir)
+    atomic_write_json(out_dir / "lineage.json", lineage, sort_keys=False)
     click.echo(
         f"MLflow run {lineage['parent_run_id']} ({lineage['tracking_uri']}); report {eval_dir / 'report.md'}"
     )
 
 
 if __name__ == "__main__":
-    try:
-        main(standalone_mode=True)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    main()

@@ -49,7 +49,7 @@ def validate_release(
 
 @task(name="validate-metrics")
 def validate_metrics(eval_dir: str, report_path: str) -> str:
-    report = gx_suites.validate_metrics(Path(eval_dir) / "metrics.json")
+    report = gx_suites.validate_metrics(eval_dir)
     report.write(report_path)
     report.raise_for_failure()
     return report_path

@@ -1,53 +1,36 @@
-"""Shared fixtures: tiny registered models, tiny settings and generated face folders."""
+"""Fixtures and hooks only; code shared by test modules lives in ``tests/helpers/``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from fam.config import Params, parse_params
-from fam.models import factory
+from tests.helpers.faces import make_face_folder
+from tests.helpers.paths import LFW
+from tests.helpers.tiny_models import TINY_SETTINGS, register_tiny_models
 
-ROOT = Path(__file__).resolve().parent.parent
-LFW = ROOT / "data" / "lfw"
+register_tiny_models()
 
-factory.register("generator", "tiny", "tests.tiny_models:build_tiny_generator")
-factory.register("identity", "tiny", "tests.tiny_models:build_tiny_identity")
-factory.register("attribute", "tiny", "tests.tiny_models:build_tiny_attribute")
+# Every test says what it needs (pyproject.toml describes them), so `-m unit` etc. select honestly.
+PROJECT_MARKERS = frozenset({"unit", "data", "model", "flow", "slow"})
 
-TINY_SETTINGS = {
-    "models": {
-        "generator": {"name": "tiny", "resolution": 32},
-        "inverter": {"name": "projection", "steps": 3, "lr": 0.05},
-        "identity": "tiny",
-        "attribute": "tiny",
-    },
-    "optimise": {"steps": 4},
-    "groups": {"single_image_views": 3, "max_batch_views": 8},
-    "runtime": {"device": "cpu"},
-}
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an unmarked test must not vanish silently
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [i.nodeid for i in items if not any(m.name in PROJECT_MARKERS for m in i.iter_markers())]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) carry none of the markers {', '.join(sorted(PROJECT_MARKERS))}; "
+            "add a module-level `pytestmark` or a decorator:\n  " + "\n  ".join(unmarked)
+        )
 
 
 @pytest.fixture
 def tiny_params() -> Params:
     return parse_params(TINY_SETTINGS)
-
-
-def make_face_folder(root: Path, people: dict[str, int], size: int = 32, seed: int = 0) -> Path:
-    """``root/<person>/<person>_000N.png``: smooth random images, one colour scheme per person."""
-    rng = np.random.default_rng(seed)
-    for person, n in people.items():
-        (root / person).mkdir(parents=True, exist_ok=True)
-        base = rng.uniform(0, 255, size=(4, 4, 3))
-        for i in range(n):
-            small = np.clip(base + rng.normal(0, 20, size=base.shape), 0, 255).astype(np.uint8)
-            img = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
-            img.save(root / person / f"{person}_{i + 1:04d}.png")
-    return root
 
 
 @pytest.fixture
@@ -66,3 +49,17 @@ def lfw_available() -> Path:
 def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAM_KEY", raising=False)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def prefect_home(tmp_path_factory: pytest.TempPathFactory):
+    """One temporary Prefect server for every test that runs a flow (starting one takes ~15-40 s)."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-results")
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}),
+    ):
+        yield storage

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from fam.artifacts import AlignManifest, AlignSummary, Reject, ResolvedSettings
 from fam.config import AlignConfig
 from fam.errors import InputError, OutputExistsError
 from fam.faces.align import (
     FACE_TOO_SMALL,
-    MANIFEST_COLUMNS,
     NO_FACE,
     SEVERAL_FACES,
     AlignResult,
@@ -25,7 +25,6 @@ from fam.faces.align import (
     warp_ffhq,
 )
 from fam.faces.detect import Face
-from fam.faces.imageio import Reject
 
 LFW_FACE = Path("data/lfw/images/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]
@@ -123,7 +122,7 @@ def _make_inputs(root: Path) -> list[str]:
 def _manifest(out: Path) -> list[dict[str, str]]:
     with open(out / "manifest.csv", newline="") as fh:
         reader = csv.DictReader(fh)
-        assert tuple(reader.fieldnames or ()) == MANIFEST_COLUMNS
+        assert tuple(reader.fieldnames or ()) == AlignManifest.COLUMNS
         return list(reader)
 
 
@@ -149,7 +148,16 @@ def test_every_file_gets_one_manifest_row_with_a_reason(tmp_path: Path) -> None:
     assert all(r["status"] == "rejected" and r["output_path"] == "" for r in rows)
     assert {r["input_path"]: r["input_format"] for r in rows}["bob/dark.webp"] == "WEBP"
     assert summary.n_inputs == 4 and summary.aligned == 0 and summary.rejected["no_face"] == 2
-    assert (out / "align_summary.json").is_file() and not (out / ".manifest.partial.csv").exists()
+    assert AlignSummary.read(out) == summary and not (out / ".manifest.partial.csv").exists()
+    assert summary.formats == {"-": 2, "PNG": 1, "WEBP": 1}  # "-": not an image, or cut in its header
+    settings = ResolvedSettings.read(out)
+    assert (settings.stage, list(settings.params), settings.params["align"]["size"]) == (
+        "align",
+        ["align"],
+        32,
+    )
+    assert settings.choices == {"detector": "mtcnn"}
+    assert [r.input_path for r in AlignManifest.read(out).rows] == names
     assert _snapshot(inp) == before  # the input folder is untouched
 
 
@@ -262,4 +270,5 @@ def test_cli_prints_the_summary_table(tmp_path: Path) -> None:
     assert "rejected: no_face" in res.output and "total" in res.output
     assert len(_manifest(out)) == 4
     again = CliRunner().invoke(cli, args)
-    assert isinstance(again.exception, OutputExistsError)
+    assert again.exit_code == 2, again.output
+    assert again.output.startswith(f"error: output folder {out.resolve()} is not empty; pass --resume")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from benchmarks import bench_prior as bp
 from fam.errors import InputError
 from fam.layers import auto_groups
-from tests.tiny_models import TinyGenerator
+from tests.helpers.tiny_models import TinyGenerator
 
 pytestmark = pytest.mark.unit
 

@@ -24,6 +24,7 @@ def net() -> DlibResNet:
     return load_dlib_resnet_module()
 
 
+@pytest.mark.unit
 def test_add_prev_zero_pads_the_smaller_operand() -> None:
     a = torch.ones(1, 2, 3, 3)
     b = torch.full((1, 4, 4, 4), 2.0)
@@ -74,6 +75,7 @@ def test_identity_encoder_is_normalised_and_differentiable() -> None:
         build("identity", ModelSpec("dlib", {"weights": "x"}), BuildContext(torch.device("cpu")))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_crop_is_differentiable_and_resolution_free(name: str) -> None:
     template = TEMPLATES[name]
@@ -92,6 +94,7 @@ def test_crop_is_differentiable_and_resolution_free(name: str) -> None:
         assert image.grad is not None and image.grad.abs().sum() > 0
 
 
+@pytest.mark.unit
 def test_crop_lies_inside_the_aligned_image() -> None:
     theta = torch.tensor(DLIB_150.theta)
     corners = torch.tensor([[-1.0, -1, 1], [1, -1, 1], [-1, 1, 1], [1, 1, 1]])

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from fam.config import Params, load_params
-from tests.conftest import ROOT, TINY_SETTINGS
 from tests.helpers.imports import PACKAGES, closure
+from tests.helpers.paths import ROOT
+from tests.helpers.tiny_models import TINY_SETTINGS
 
 pytestmark = pytest.mark.flow
 
@@ -109,14 +110,10 @@ def test_dockerfile_passes_hadolint():
 
 _HOOK = """\
 # Test-only: register the tiny models in every Python process `dvc repro` starts.
-from fam.models import factory
-
-factory.register("generator", "tiny", "tests.tiny_models:build_tiny_generator")
-factory.register("identity", "tiny", "tests.tiny_models:build_tiny_identity")
-factory.register("attribute", "tiny", "tests.tiny_models:build_tiny_attribute")
 import fam.evaluate.runner as _runner
-from tests.test_eval_release import TinyRecognizer as _Tiny
+from tests.helpers.tiny_models import TinyRecognizer as _Tiny, register_tiny_models
 
+register_tiny_models()
 _runner.build_recognizers = lambda cfg: [_Tiny()]
 """
 

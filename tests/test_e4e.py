@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import torch
-from official_layouts import e4e_checkpoint, e4e_encoder, materialise, rosinality_generator
 
 from fam.config import ModelSpec
 from fam.errors import ConfigError, InputError, MissingWeightsError
 from fam.interfaces import Inverter
+from fam.io_utils import sha256_file
 from fam.models.e4e import E4EInverter, Encoder4Editing, load_e4e_checkpoint
 from fam.models.factory import BuildContext, build
 from fam.models.stylegan2 import StyleGAN2Generator, generator_state_from_checkpoint
+from tests.helpers.official_layouts import e4e_checkpoint, e4e_encoder, materialise, rosinality_generator
+
+pytestmark = pytest.mark.unit
 
 SMALL = {4: 32, 8: 32, 16: 32, 32: 16}  # decoder widths of the small round-trip checkpoint
 W = 32  # W width of the small checkpoint (the official one: 512)
@@ -47,7 +49,7 @@ def checkpoint(tmp_path_factory) -> tuple[Path, str, dict]:
     ckpt = e4e_checkpoint(stylegan_size=32, style_dim=W, decoder_channels=SMALL, seed=0)
     path = tmp_path_factory.mktemp("e4e") / "e4e_small.pt"
     torch.save(ckpt, path)
-    return path, hashlib.sha256(path.read_bytes()).hexdigest(), ckpt
+    return path, sha256_file(path), ckpt
 
 
 def test_checkpoint_round_trip(checkpoint):
@@ -91,7 +93,7 @@ def test_latent_avg_of_one_row_is_broadcast(tmp_path: Path):
     ckpt = e4e_checkpoint(stylegan_size=32, style_dim=W, decoder_channels=SMALL, latent_avg_rows=0, seed=1)
     path = tmp_path / "e4e_flat.pt"
     torch.save(ckpt, path)
-    gen, _, latent_avg = load_e4e_checkpoint(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    gen, _, latent_avg = load_e4e_checkpoint(path, sha256_file(path))
     assert latent_avg.shape == (8, W)
     assert torch.equal(latent_avg[3], ckpt["latent_avg"]) and torch.equal(gen.w_avg, ckpt["latent_avg"])
 
@@ -113,7 +115,7 @@ def test_builder_errors(checkpoint, tmp_path: Path):
     no_avg = tmp_path / "no_avg.pt"
     torch.save({**ckpt, "latent_avg": None}, no_avg)
     with pytest.raises(InputError, match="no latent_avg"):
-        load_e4e_checkpoint(no_avg, hashlib.sha256(no_avg.read_bytes()).hexdigest())
+        load_e4e_checkpoint(no_avg, sha256_file(no_avg))
 
 
 class _FakeGenerator:

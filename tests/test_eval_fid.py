@@ -9,6 +9,7 @@ import torch
 from fam.evaluate.fid import InceptionFeatures, fid_from_features, frechet_distance
 
 
+@pytest.mark.unit
 def test_frechet_distance_of_known_gaussians() -> None:
     d = 4
     mu1, mu2 = np.zeros(d), np.full(d, 2.0)

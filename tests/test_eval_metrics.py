@@ -10,6 +10,8 @@ from fam.evaluate.thresholds import fmr_tag, quantile_thresholds
 from fam.evaluate.unlinkability import unlinkability
 from fam.evaluate.verification import auc, eer, psr, roc
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("d", [1.0, 2.0, 3.0])
 def test_eer_and_auc_of_two_gaussians(d: float) -> None:

@@ -7,111 +7,24 @@ embeds a 4x4 thumbnail, so images of one person match and different people do no
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
+from fam.artifacts import Metrics, ResolvedSettings
 from fam.config import Params
 from fam.evaluate.attacks import apply_mapper, train_mapper
 from fam.evaluate.baselines import gaussian_blur, pixelate
 from fam.evaluate.runner import evaluate_release
-from fam.evaluate.scoring import cosine_similarity
-from fam.keys import research_key
+from tests.helpers.tiny_evaluation import TINY_EVALUATE_SETTINGS, TinyGenerator, TinyInverter
+from tests.helpers.tiny_evaluation import write_aligned as _write_aligned
+from tests.helpers.tiny_evaluation import write_release as _write_release
+from tests.helpers.tiny_models import TinyRecognizer
 
-R = 32
-
-
-class TinyRecognizer:
-    name = "tiny"
-    embedding_dim = 48
-
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(images, 4).flatten(1)
-        return x - x.mean(1, keepdim=True)
-
-    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return cosine_similarity(a, b)
-
-
-class TinyGenerator(torch.nn.Module):
-    z_dim = w_dim = 8
-    num_ws = 10
-    resolution = R
-    generator_id = "tiny-generator"
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.proj = torch.randn(self.num_ws * self.w_dim, 3 * 8 * 8, generator=g) * 0.1
-        self.register_buffer("_w_avg", torch.zeros(self.w_dim))
-
-    @property
-    def w_avg(self) -> torch.Tensor:
-        return self._w_avg
-
-    def mapping(self, z: torch.Tensor) -> torch.Tensor:
-        return z
-
-    def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
-        x = torch.tanh(ws.flatten(1) @ self.proj).view(-1, 3, 8, 8)
-        return F.interpolate(x, size=(R, R), mode="bilinear", align_corners=False)
-
-
-class TinyInverter:
-    def __init__(self, gen: TinyGenerator) -> None:
-        self.pinv = torch.linalg.pinv(gen.proj)
-
-    def invert(self, images: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(images, 8).flatten(1).clamp(-0.99, 0.99)
-        return (torch.atanh(x) @ self.pinv).view(-1, TinyGenerator.num_ws, TinyGenerator.w_dim)
-
-
-def _pattern(tag: str, noise_seed: int | None = None) -> np.ndarray:
-    seed = int(hashlib.sha256(tag.encode()).hexdigest()[:8], 16)
-    base = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
-    img = F.interpolate(base, size=(R, R), mode="bilinear", align_corners=False)[0]
-    if noise_seed is not None:
-        img = img + 0.15 * torch.randn(img.shape, generator=torch.Generator().manual_seed(noise_seed))
-    img = (img.clamp(-2, 2) / 2 + 1) * 127.5
-    return img.permute(1, 2, 0).round().byte().numpy()
-
-
-def _write_aligned(root: Path, people: list[str], per_person: int) -> list[Path]:
-    paths = []
-    for p in people:
-        for k in range(per_person):
-            path = root / "images" / p / f"{k:04d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(_pattern(p, noise_seed=hash((p, k)) % 10_000)).save(path)
-            paths.append(path)
-    return paths
-
-
-def _write_release(out: Path, originals: list[Path], seed: int) -> None:
-    key = research_key(seed)
-    items = []
-    for n, orig in enumerate(originals):
-        person = orig.parent.name
-        rel = f"release/images/{key.person_pseudonym(person)}/{n:04d}.png"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(_pattern(f"{seed}/{person}", noise_seed=n + 7)).save(out / rel)
-        items.append({"input": str(orig.resolve()), "person": person, "output": rel, "latent_index": n})
-    manifest = {
-        "format": "fam-protect-manifest/v1",
-        "code_version": "test",
-        "params_digest": "0" * 64,
-        "generator_id": TinyGenerator.generator_id,
-        "key": key.describe(),
-        "items": items,
-        "rejects": [],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest))
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
@@ -124,20 +37,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     _write_aligned(tmp / "impostors", impostors, 3)
     for seed in (1, 2, 3):
         _write_release(tmp / f"rel{seed}", originals, seed)
-    params = Params().replace(
-        {
-            "evaluate.recognizers": ["tiny"],
-            "evaluate.min_impostor_pairs": 3000,
-            "evaluate.fid": False,
-            "evaluate.attack_max_images": 8,
-            "evaluate.mapper.steps": 5,
-            "evaluate.mapper.size": 16,
-            "evaluate.image_size": 32,
-            "layers.coarse": [0, 1, 2],
-            "layers.identity": [3, 4, 5, 6, 7],
-            "layers.fine": [8, 9],
-        }
-    )
+    params = Params().replace(TINY_EVALUATE_SETTINGS)
     gen = TinyGenerator()
     result = evaluate_release(
         aligned,
@@ -160,8 +60,10 @@ def test_outputs_are_written(setup: dict) -> None:
         assert (out / name).is_file(), name
     pngs = {p.name for p in (out / "plots").glob("*.png")}
     assert {"roc_tiny.png", "hist_protected_tiny.png", "dsys_tiny.png", "tsne_tiny.png"} <= pngs
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert all(isinstance(v, float) for v in metrics.values())
+    metrics = Metrics.read(out).values
+    assert all(isinstance(v, float) for v in metrics.values()) and metrics == setup["result"].metrics
+    settings = ResolvedSettings.read(out)
+    assert settings.stage == "evaluate" and settings.to_params() == setup["params"]
     report = (out / "report.md").read_text()
     assert "## Anonymity" in report and "grid.png" in report and "100 bins" in report
     thresholds = json.loads((out / "thresholds.json").read_text())["evaluators"]["tiny"]
@@ -220,6 +122,7 @@ def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None
     from fam.errors import InputError
 
     params = setup["params"].replace({"evaluate.min_impostor_pairs": 10**7})
+    gen = TinyGenerator()
     with pytest.raises(InputError, match="impostor pairs"):
         evaluate_release(
             setup["aligned"],
@@ -228,6 +131,7 @@ def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None
             params,
             thresholds_from=setup["tmp"] / "impostors",
             recognizers=[TinyRecognizer()],
+            models=(gen, TinyInverter(gen)),
             progress=False,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from fam.evaluate.scoring import (
@@ -12,6 +13,8 @@ from fam.evaluate.scoring import (
     paired_scores,
     similarity_chunked,
 )
+
+pytestmark = pytest.mark.unit
 
 
 def _emb(n: int, d: int = 16, seed: int = 0) -> torch.Tensor:

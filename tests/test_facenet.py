@@ -9,7 +9,9 @@ import torch
 
 from fam.errors import MissingWeightsError
 from fam.faces.facenet import InceptionResnetV1, load_facenet_file, load_facenet_state_dict
-from fam.weights import sha256_file
+from fam.io_utils import sha256_file
+
+pytestmark = pytest.mark.unit
 
 # Written down from facenet-pytorch 2.6.0's inception_resnet_v1.py (a sample of its keys).
 OFFICIAL_SHAPES = {

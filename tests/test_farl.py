@@ -10,8 +10,8 @@ import torch
 from fam.config import ModelSpec
 from fam.errors import MissingWeightsError
 from fam.faces.farl import VisionTransformer, visual_state_dict
+from fam.io_utils import sha256_file
 from fam.models.factory import BuildContext, build
-from fam.weights import sha256_file
 
 
 def official_visual_shapes() -> dict[str, tuple[int, ...]]:

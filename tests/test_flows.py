@@ -9,61 +9,34 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from fam.artifacts import Metrics, ProtectManifest
+from fam.io_utils import sha256_file
 from fam.keys import new_key_file
-from tasks.gx_suites import ALIGN_COLUMNS
 from tasks.keyref import FlowKeyRef
-from tests.conftest import TINY_SETTINGS, make_face_folder
+from tests.helpers.artifacts import aligned_row, write_align_manifest
+from tests.helpers.faces import make_face_folder
+from tests.helpers.tiny_models import TINY_SETTINGS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]  # one Prefect server start (~15-40 s) + real flow runs
 
 PEOPLE = {"Alice": 3, "Bob": 2, "Carol": 1, "Dan": 2}  # protected
 OTHERS = {f"Other{i}": 2 for i in range(6)}  # aligned but not protected: impostors for thresholds
-ALIGN_HEADER = list(ALIGN_COLUMNS)
-
-
-@pytest.fixture(scope="session")
-def prefect_home(tmp_path_factory: pytest.TempPathFactory):
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    storage = tmp_path_factory.mktemp("prefect-results")
-    with (
-        prefect_test_harness(server_startup_timeout=120),
-        temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}),
-    ):
-        yield storage
 
 
 def make_aligned(root: Path) -> Path:
     """A folder in the `fam align` output format, from generated 32-px faces."""
     make_face_folder(root / "images", {**PEOPLE, **OTHERS})
-    with open(root / "manifest.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(ALIGN_HEADER)
-        for f in sorted((root / "images").rglob("*.png")):
-            rel = f.relative_to(root).as_posix()
-            w.writerow(
-                [
-                    f"/raw/{f.parent.name}/{f.stem}.jpg",
-                    f.parent.name,
-                    "aligned",
-                    "",
-                    rel,
-                    "jpeg",
-                    250,
-                    250,
-                    0.99,
-                    120,
-                    1,
-                ]
-            )
+    rows = [
+        aligned_row(f"{f.parent.name}/{f.stem}.jpg", f.parent.name, f.relative_to(root).as_posix())
+        for f in sorted((root / "images").rglob("*.png"))
+    ]
+    write_align_manifest(root, rows)
     return root
 
 
@@ -113,7 +86,7 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     from mlflow import MlflowClient
 
     import fam.evaluate.runner
-    from tests.test_eval_release import TinyRecognizer
+    from tests.helpers.tiny_models import TinyRecognizer
 
     monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda cfg: [TinyRecognizer()])
     s = setup
@@ -138,13 +111,10 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     assert tags["fam.n_images"] == str(sum(PEOPLE.values()))
     assert len(tags["fam.prefect_flow_run_id"]) == 36  # a UUID
     assert tags["fam.flow"] == "protect-dataset"
-    assert (
-        tags["fam.manifest_sha256"]
-        == __import__("hashlib").sha256((s["tmp"] / "out" / "manifest.json").read_bytes()).hexdigest()
-    )
+    assert tags["fam.manifest_sha256"] == sha256_file(s["tmp"] / "out" / "manifest.json")
     assert len(tags["fam.aligned_manifest_sha256"]) == 64
     assert any(k.startswith("fam.weight.") for k in tags)  # registry files present here are hashed
-    metrics = json.loads((s["tmp"] / "eval" / "metrics.json").read_text())
+    metrics = Metrics.read(s["tmp"] / "eval").values
     assert run.data.metrics == pytest.approx(metrics) and "psr_anonymity_tiny_fmr1e-3" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
     assert arts == {"validation/input.json", "validation/release.json", "validation/metrics.json"}
@@ -158,6 +128,7 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     assert {a.path for a in client.list_artifacts(run.info.run_id, "protect")} == {
         "protect/manifest.json",
         "protect/release.json",
+        "protect/settings.json",
     }
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["data (data.dvc)", "aligned"] or [
         d.dataset.name for d in run.inputs.dataset_inputs
@@ -265,7 +236,7 @@ def test_revoke_key_records_revocation_and_reprotects(setup):
     [redone] = result["releases"]
     new_out = Path(redone["new"])
     assert (new_out / "release" / "release.json").is_file()
-    assert json.loads((new_out / "manifest.json").read_text())["key"]["key_fingerprint"] == new.fingerprint
+    assert ProtectManifest.read(new_out).key.fingerprint == new.fingerprint
 
     client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
     assert client.get_run(first["mlflow_run_id"]).data.tags["fam.key_revoked"] == "true"

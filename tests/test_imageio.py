@@ -9,18 +9,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFile
 
+from fam.artifacts import Reject
+from fam.errors import InputError
 from fam.faces.imageio import (
     GRAYSCALE_REJECTED,
     NOT_AN_IMAGE,
+    NOT_SQUARE,
     TOO_LARGE,
     UNREADABLE,
     UNSUPPORTED_FORMAT,
     DecodedImage,
-    Reject,
     decode_image,
     extension_format,
+    load_face,
+    png_bytes,
+    read_face,
+    to_uint8,
 )
 
 pytestmark = pytest.mark.unit
@@ -140,3 +147,27 @@ def test_transparent_png_is_composited_on_white() -> None:
     out = decode_image(_bytes(Image.fromarray(rgba, "RGBA"), "PNG"), max_pixels=BIG)
     assert isinstance(out, DecodedImage)
     assert (out.pixels == 255).all()
+
+
+def test_face_loader_resizes_with_lanczos_and_round_trips_through_png(tmp_path: Path) -> None:
+    rgb = np.asarray(_colour_image(48, 48))
+    (tmp_path / "f.png").write_bytes(png_bytes(rgb))
+    x = load_face(tmp_path / "f.png")
+    assert x.shape == (3, 48, 48) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    assert (to_uint8(x) == rgb).all()  # exact for 8-bit pixels
+    assert to_uint8(torch.stack([x, x])).shape == (2, 48, 48, 3)
+    small = load_face(tmp_path / "f.png", 32)
+    lanczos = np.asarray(Image.fromarray(rgb).resize((32, 32), Image.Resampling.LANCZOS))
+    assert (to_uint8(small) == lanczos).all()
+
+
+def test_face_loader_says_why_not(tmp_path: Path) -> None:
+    Image.new("RGB", (40, 30)).save(tmp_path / "wide.png")
+    (tmp_path / "notes.png").write_text("hello")
+    wide = read_face(tmp_path / "wide.png")
+    assert isinstance(wide, Reject) and wide.reason == NOT_SQUARE and wide.input == str(tmp_path / "wide.png")
+    assert "40x30" in wide.detail
+    notes = read_face(tmp_path / "notes.png")
+    assert isinstance(notes, Reject) and notes.reason == NOT_AN_IMAGE
+    with pytest.raises(InputError, match=r"wide\.png: not_square"):
+        load_face(tmp_path / "wide.png")

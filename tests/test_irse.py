@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from official_layouts import arcface_backbone, materialise
 
 from fam.errors import InputError
 from fam.models.irse import Backbone, load_backbone_state_dict
+from tests.helpers.official_layouts import arcface_backbone, materialise
+
+pytestmark = pytest.mark.unit
 
 
 def test_ir_se50_treb1en_layout_loads_and_embeds():

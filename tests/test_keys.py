@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import stat
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from fam.errors import KeyMaterialError
-from fam.keys import Key, key_latent, key_noise, load_key, new_key_file, research_key
+from fam.keys import KEY_FILE_HEADER, Key, key_latent, key_noise, load_key, new_key_file, research_key
 
 pytestmark = pytest.mark.unit
 
@@ -43,8 +44,13 @@ def test_short_or_malformed_key_material_refused(tmp_path, monkeypatch):
         load_key()
 
 
+def _material(label: str) -> bytes:
+    """Fixed key material that looks random (tests must be reproducible)."""
+    return hashlib.sha256(label.encode()).digest()
+
+
 def test_key_never_revealed(monkeypatch):
-    secret = "ab" * 32
+    secret = _material("never revealed").hex()
     monkeypatch.setenv("FAM_KEY", secret)
     k = load_key(env_var="FAM_KEY")
     for text in (repr(k), str(k), k.fingerprint, str(k.describe())):
@@ -58,6 +64,42 @@ def test_key_never_revealed(monkeypatch):
     assert secret[:20] not in str(info.value)
 
 
+TRIVIAL_KEYS = {
+    "all zero": bytes(32),
+    "all 0xff": b"\xff" * 32,
+    "one byte repeated": b"A" * 16,
+    "counter": bytes(range(32)),
+    "counting down by 3": bytes((200 - 3 * i) % 256 for i in range(32)),
+    "block repeated": bytes.fromhex("deadbeef") * 8,
+    "half repeated": _material("half")[:16] * 2,
+    "zeros and a one": bytes(31) + b"\x01",
+    "too short": _material("short")[:8],
+}
+
+
+@pytest.mark.parametrize("material", TRIVIAL_KEYS.values(), ids=TRIVIAL_KEYS.keys())
+def test_trivially_guessable_key_material_refused_without_revealing_it(tmp_path, monkeypatch, material):
+    path = tmp_path / "weak.fam-key"
+    path.write_text(f"{KEY_FILE_HEADER}\n{material.hex()}\n")
+    os.chmod(path, 0o600)
+    monkeypatch.setenv("WEAK_KEY", material.hex())
+    for source in ({"key_file": path}, {"env_var": "WEAK_KEY"}):
+        with pytest.raises(KeyMaterialError) as info:
+            load_key(**source)
+        message = str(info.value)
+        assert "fam key new --out FILE" in message and str(next(iter(source.values()))) in message
+        assert material.hex() not in message.lower() and repr(material) not in message
+    with pytest.raises(KeyMaterialError, match="fam key new"):
+        Key(material, "secret")  # whatever the source (a Prefect Secret block too)
+
+
+def test_random_key_material_and_research_keys_pass():
+    assert Key(_material("random"), "secret").kind == "secret"
+    assert Key(_material("random")[:16], "secret").kind == "secret"  # the 128-bit minimum
+    # research keys are insecure by design and plain-text seeds: no entropy check applies
+    assert research_key(0).kind == "research" and research_key(0).describe()["research_seed"] == 0
+
+
 def test_research_keys_are_marked_and_reproducible():
     a, b = research_key(1), research_key(1)
     assert a == b and a.kind == "research" and a.describe()["research_seed"] == 1
@@ -67,17 +109,17 @@ def test_research_keys_are_marked_and_reproducible():
 
 
 def test_key_noise_is_standard_normal_and_bound_to_generator():
-    k = Key(bytes(range(32)), "secret")
+    k = Key(_material("a"), "secret")
     z = key_noise(k, "gen-a", 4096)
     assert z.shape == (1, 4096)
     assert abs(z.mean().item()) < 0.06 and abs(z.std().item() - 1) < 0.06
     assert torch.equal(z, key_noise(k, "gen-a", 4096))
     assert not torch.allclose(z, key_noise(k, "gen-b", 4096))
-    assert not torch.allclose(z, key_noise(Key(bytes(range(1, 33)), "secret"), "gen-a", 4096))
+    assert not torch.allclose(z, key_noise(Key(_material("b"), "secret"), "gen-a", 4096))
 
 
 def test_key_latent_truncated_towards_w_avg(tiny_params):
-    from tests.tiny_models import TinyGenerator
+    from tests.helpers.tiny_models import TinyGenerator
 
     g = TinyGenerator()
     k = research_key(3)

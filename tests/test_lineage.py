@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fam.artifacts import KeyIdentity, Metrics
 from fam.config import parse_params
 from fam.keys import new_key_file
 from tasks import mlflow_lineage as lineage
 from tasks.keyref import FlowKeyRef
+from tests.helpers.artifacts import protect_item, write_protect_output
 
 pytestmark = pytest.mark.flow
 
@@ -24,21 +26,15 @@ def store(tmp_path: Path) -> lineage.Store:
 
 def _release(tmp_path: Path, fingerprint: str) -> tuple[Path, Path]:
     out, ev = tmp_path / "out", tmp_path / "eval"
-    (out / "release").mkdir(parents=True)
-    (out / "manifest.json").write_text(
-        json.dumps(
-            {
-                "format": "fam-protect-manifest/v1",
-                "generator_id": "g",
-                "code_version": "c",
-                "key": {"key_kind": "secret", "key_fingerprint": fingerprint},
-                "items": [{}, {}],
-            }
-        )
-    )
-    (out / "release" / "release.json").write_text("{}")
+    items = []
+    for i in range(2):
+        output = f"release/images/p0/{i:04d}.png"
+        (out / output).parent.mkdir(parents=True, exist_ok=True)
+        (out / output).write_bytes(b"\x89PNG fake %d" % i)
+        items.append(protect_item(out, tmp_path / f"a{i}.png", "Ann", "p0", output, i))
+    write_protect_output(out, items, KeyIdentity("secret", fingerprint), generator_id="g")
     (ev / "plots").mkdir(parents=True)
-    (ev / "metrics.json").write_text(json.dumps({"psr_fmr_0.1": 0.75, "fid": 31.5}))
+    Metrics({"psr_fmr_0.1": 0.75, "fid": 31.5}).write(ev)
     (ev / "report.md").write_text("# report\n")
     (ev / "plots" / "roc.png").write_bytes(b"\x89PNG fake")
     return out, ev
@@ -79,6 +75,7 @@ def test_release_run_records_lineage_and_audit_sees_revocation(tmp_path, store, 
     assert {a.path for a in client.list_artifacts(run_id, "protect")} == {
         "protect/manifest.json",
         "protect/release.json",
+        "protect/settings.json",
     }
 
     lineage.revoke(store, key.fingerprint, reason="leaked laptop", replacement_fingerprint="fp-new")
@@ -107,3 +104,37 @@ def _cli():
     from fam.cli import cli
 
     return cli
+
+
+@pytest.mark.unit
+def test_weight_tags_cover_the_catalog_and_hash_only_present_files(tmp_path, monkeypatch):
+    from fam import weights
+    from fam.errors import MissingWeightsError
+    from fam.registry import Registry
+    from fam.weights_catalog import CATALOG
+
+    assert set(lineage.weight_hashes()) == {f"weight.{e.name}.sha256" for e in CATALOG}
+
+    here, changed = tmp_path / "here.bin", tmp_path / "changed.bin"
+    here.write_bytes(b"a model file")
+    changed.write_bytes(b"a changed model file")
+    sha = weights.sha256_file(here)
+    common = {"role": "test", "license": "CC0", "how_to_get": "-"}
+    entries = [
+        weights.WeightEntry(name="present", source="project", location=str(here), sha256=sha, **common),
+        weights.WeightEntry(name="corrupt", source="project", location=str(changed), sha256=sha, **common),
+        weights.WeightEntry(
+            name="missing", source="package", location="zz_no_such_pkg/m.bin", sha256=sha, **common
+        ),
+        weights.WeightEntry(name="user", source="user", location="your copy", sha256=None, **common),
+    ]
+    registry: Registry[weights.WeightEntry] = Registry("model file", error=MissingWeightsError)
+    for entry in entries:
+        registry.register(entry.name, entry)
+    monkeypatch.setattr(weights, "WEIGHTS", registry)
+    assert lineage.weight_hashes() == {
+        "weight.present.sha256": sha,
+        "weight.corrupt.sha256": "corrupt",
+        "weight.missing.sha256": "missing",
+        "weight.user.sha256": "user",
+    }

@@ -49,25 +49,25 @@ def test_consistency_loss_hand_values_block_diagonal():
     assert torch.allclose(out[1], torch.tensor(2.0), atol=1e-5)
 
 
-def test_attribute_loss_is_mean_l1():
+def test_attribute_loss_is_the_l1_norm_of_eq_4():
     a = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     b = torch.tensor([[0.0, 2.0, 5.0, 4.0]])
-    assert torch.allclose(attribute_loss(a, b), torch.tensor([0.75]))
+    assert torch.allclose(attribute_loss(a, b), torch.tensor([3.0]))  # |1| + |0| + |-2| + |0|
 
 
 def test_total_loss_weights_and_group_means():
-    cfg = OptimiseConfig()
+    cfg = OptimiseConfig(margin=0.0)
     emb_p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     emb_r = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     feat = torch.zeros(2, 3)
     t = total_loss(emb_p, emb_r, feat, feat + 1, torch.tensor([0, 0]), 1, cfg)
-    # anon mean (1 + 0)/2 = 0.5; consistency: one pair at distance sqrt(2); attribute 1
-    expect = 10 * 0.5 + 10 * math.sqrt(2) + 0.15 * 1.0
+    # anon mean (1 + 0)/2 = 0.5; consistency: one pair at distance sqrt(2); attribute L1 = 3 x 1
+    expect = 10 * 0.5 + 10 * math.sqrt(2) + 0.15 * 3.0
     assert torch.allclose(t.total, torch.tensor(expect), atol=1e-5)
 
 
 def test_batching_groups_sums_independent_losses():
-    cfg = OptimiseConfig()
+    cfg = OptimiseConfig(margin=0.0)
     torch.manual_seed(0)
     emb_p, emb_r, fp, fr = torch.randn(5, 8), torch.randn(5, 8), torch.randn(5, 4), torch.randn(5, 4)
     ids = torch.tensor([0, 0, 1, 1, 1])

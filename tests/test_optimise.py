@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fam.errors import ConfigError
 from fam.keys import key_latent, research_key
 from fam.layers import resolve_groups
 from fam.models.factory import build_models
@@ -24,13 +25,30 @@ def _batch(bundle, n=4, groups=(0, 0, 1, 1)):
     return ViewBatch(images, w, torch.tensor(groups), len(set(groups)))
 
 
+def _protect(bundle, params, batch, key_seed=1):
+    """``protect_views`` with research key ``key_seed`` and the settings' layers, mixing and optimiser."""
+    g = bundle.generator
+    return protect_views(
+        batch,
+        key_latent(research_key(key_seed), g),
+        g,
+        bundle.identity,
+        bundle.attribute,
+        resolve_groups(params.layers, g.num_ws),
+        params.mixing,
+        params.optimise,
+    )
+
+
 def test_only_the_optimised_layers_move(tiny_params, bundle):
+    """The authors' variant (identity layers only); the default (whole latent) is tested below."""
     g = bundle.generator
     layers = resolve_groups(tiny_params.layers, g.num_ws)
     batch = _batch(bundle)
     w_key = key_latent(research_key(1), g)
+    mixing = tiny_params.replace({"mixing.optimise_layers": ["identity"]}).mixing
     res = protect_views(
-        batch, w_key, g, bundle.identity, bundle.attribute, layers, tiny_params.mixing, tiny_params.optimise
+        batch, w_key, g, bundle.identity, bundle.attribute, layers, mixing, tiny_params.optimise
     )
     ident = list(layers.identity)
     others = [i for i in range(g.num_ws) if i not in ident]
@@ -39,6 +57,20 @@ def test_only_the_optimised_layers_move(tiny_params, bundle):
     # the identity layers started at the key's and moved
     assert not torch.allclose(res.ws[:, ident], w_key.expand(4, -1, -1)[:, ident])
     assert res.images.shape == batch.images.shape and res.terms.total_per_group.shape == (2,)
+
+
+def test_the_default_optimises_the_whole_latent_as_algorithm_1(tiny_params, bundle):
+    layers = resolve_groups(tiny_params.layers, bundle.generator.num_ws)
+    batch = _batch(bundle)
+    assert tiny_params.mixing.optimise_layers == ("coarse", "identity", "fine")
+    res = _protect(bundle, tiny_params, batch)
+    for group in (layers.coarse, layers.fine):  # the real layers move too
+        assert not torch.allclose(res.ws[:, list(group)], batch.w_real[:, list(group)])
+
+
+def test_an_unresolved_auto_margin_is_refused(tiny_params, bundle):
+    with pytest.raises(ConfigError, match="must be resolved"):
+        _protect(bundle, tiny_params.replace({"optimise.margin": "auto"}), _batch(bundle))
 
 
 def test_gradients_reach_only_the_parameter(tiny_params, bundle):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 import fam.protect as protect_mod
+from fam.artifacts import Inversions, ProtectManifest, Rejects, ReleaseIndex, ResolvedSettings
 from fam.cli import cli
 from fam.errors import InputError, KeyMaterialError, OutputExistsError
 from fam.keys import research_key
@@ -49,18 +49,22 @@ def test_same_key_same_latents_other_key_other_latents(face_folder, params, tmp_
 def test_manifest_release_and_single_image_path(face_folder, params, tmp_path):
     s = protect_dataset(face_folder, tmp_path / "out", research_key(1), params, progress=False)
     assert (s.n_images, s.n_persons, s.n_rejected) == (6, 3, 0)
-    m = json.loads(s.manifest_path.read_text())
-    assert m["format"] == "fam-protect-manifest/v1" and m["key"]["key_kind"] == "research"
-    carol = [it for it in m["items"] if it["person"] == "Carol"]
-    assert len(carol) == 1 and carol[0]["augmented_views"] == 3  # views optimised, never released
-    assert len(list((s.out_dir / "release/images" / carol[0]["pseudonym"]).iterdir())) == 1
-    release = json.loads((s.out_dir / "release/release.json").read_text())
-    text = json.dumps(release)
+    m = ProtectManifest.read(s.manifest_path)
+    assert m.key.kind == "research" and m.key.research_seed == 1
+    carol = [it for it in m.items if it.person == "Carol"]
+    assert len(carol) == 1 and carol[0].augmented_views == 3  # views optimised, never released
+    assert len(list((s.out_dir / "release/images" / carol[0].pseudonym).iterdir())) == 1
+    text = (s.out_dir / "release/release.json").read_text()
     assert "Alice" not in text and "aligned" not in text  # no names or input paths in the release
     assert not any("Alice" in str(p) for p in (s.out_dir / "release").rglob("*"))
-    assert {f["path"] for f in release["files"]} == {
+    release = ReleaseIndex.read(s.out_dir)
+    assert (release.params_digest, release.key_fingerprint) == (m.params_digest, m.key.fingerprint)
+    assert {f.path for f in release.files} == {
         str(p.relative_to(s.out_dir / "release")) for p in (s.out_dir / "release").rglob("*.png")
     }
+    settings = ResolvedSettings.read(s.out_dir)  # the full settings, next to the manifest
+    assert settings.stage == "protect" and settings.to_params() == params
+    assert settings.to_params().method_digest() == release.params_digest
 
 
 def test_no_overwrite_resume_and_force(face_folder, params, tmp_path):
@@ -81,8 +85,8 @@ def test_resume_refuses_another_precision_or_modulation_path(face_folder, params
     out = tmp_path / "out"
     fp32 = replace(params, runtime=replace(params.runtime, precision="fp32", modconv="split"))
     protect_dataset(face_folder, out, research_key(1), fp32, progress=False)
-    run = json.loads((out / ".fam" / "run.json").read_text())
-    assert (run["precision"], run["modconv"]) == ("fp32", "split")
+    run = ProtectManifest.read(out / ".fam" / "run.json")  # the run's record, without items
+    assert (run.precision, run.modconv, run.items) == ("fp32", "split", ())
     fused = replace(fp32, runtime=replace(fp32.runtime, modconv="fused"))
     with pytest.raises(OutputExistsError, match="different modconv"):
         protect_dataset(face_folder, out, research_key(1), fused, progress=False, resume=True)
@@ -125,27 +129,33 @@ def test_bad_files_are_rejected_with_reasons(face_folder, params, tmp_path):
     Image.new("RGB", (40, 30)).save(face_folder / "Alice" / "wide.png")
     (face_folder / "stray.png").write_bytes(b"")
     s = protect_dataset(face_folder, tmp_path / "out", research_key(1), params, progress=False)
-    rejects = {
-        Path(r["input"]).name: r["reason"] for r in json.loads((s.out_dir / "rejects.json").read_text())
+    rejects = {Path(r.input).name: r for r in Rejects.read(s.out_dir).rejects}
+    assert {name: r.reason for name, r in rejects.items()} == {
+        "broken.png": "unreadable",
+        "notes.txt": "not_an_image",
+        "wide.png": "not_square",
+        "stray.png": "not_in_person_folder",
     }
-    assert set(rejects) == {"broken.png", "notes.txt", "wide.png", "stray.png"}
-    assert "not square" in rejects["wide.png"] and "unreadable" in rejects["notes.txt"]
-    assert "person folder" in rejects["stray.png"]
+    assert "40x30 is not square" in rejects["wide.png"].detail
+    assert ProtectManifest.read(s.out_dir).rejects == tuple(Rejects.read(s.out_dir).rejects)
     assert s.n_images == 6
 
 
 def test_large_group_is_chunked_with_anchors(params, tmp_path):
-    from tests.conftest import make_face_folder
+    from tests.helpers.faces import make_face_folder
 
     folder = make_face_folder(tmp_path / "in", {"Dan": 7, "Eve": 2})
     p = params.replace({"groups.max_batch_views": 3})
     s = protect_dataset(folder, tmp_path / "out", research_key(1), p, progress=False)
-    m = json.loads(s.manifest_path.read_text())
-    assert sum(it["person"] == "Dan" for it in m["items"]) == 7 and s.n_images == 9
+    m = ProtectManifest.read(s.manifest_path)
+    assert sum(it.person == "Dan" for it in m.items) == 7 and s.n_images == 9
 
 
 def test_inversions_are_reused(face_folder, params, tmp_path):
     inv = invert_dataset(face_folder, tmp_path / "inv", params, progress=False)
+    stored = Inversions.read(inv.parent)
+    assert len(stored.paths) == 6 and stored.ws.shape[0] == 6
+    assert ResolvedSettings.read(inv.parent).stage == "invert" and Rejects.read(inv.parent).rejects == ()
     a = protect_dataset(
         face_folder, tmp_path / "a", research_key(1), params, inversions=inv.parent, progress=False
     )
@@ -160,7 +170,7 @@ def test_inversions_are_reused(face_folder, params, tmp_path):
 def test_cli_end_to_end(face_folder, tmp_path, monkeypatch):
     import yaml
 
-    from tests.conftest import TINY_SETTINGS
+    from tests.helpers.tiny_models import TINY_SETTINGS
 
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(TINY_SETTINGS))
@@ -189,7 +199,7 @@ def test_cli_end_to_end(face_folder, tmp_path, monkeypatch):
     assert material not in every_text
     assert material not in "".join(str(p) for p in out.rglob("*"))
     r = runner.invoke(cli, args)
-    assert r.exit_code != 0 and isinstance(r.exception, OutputExistsError)
+    assert r.exit_code == 2 and "error:" in r.output and "already holds output" in r.output
     r = runner.invoke(cli, [*args, "--resume"])
     assert r.exit_code == 0 and "3 persons resumed" in r.output
     r = runner.invoke(cli, ["key", "fingerprint", "--key-file", str(key_path)])

@@ -8,11 +8,14 @@ import pytest
 import torch
 
 from fam.errors import ConfigError, MissingWeightsError
+from fam.faces.chip import DLIB_150
 from fam.interfaces import FaceRecognizer
 from fam.recognizers import available, get
+from fam.registry import Registry
 from fam.weights import sha256_file
 
 
+@pytest.mark.unit
 def test_unknown_name_lists_the_valid_ones() -> None:
     assert {"dlib", "arcface-irse50", "arcface-ir152", "facenet"} <= set(available())
     with pytest.raises(ConfigError, match=r"unknown face recognizer 'vgg'.*arcface-ir152, arcface-irse50"):
@@ -23,6 +26,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
         get("dlib", batch_size=0)
 
 
+@pytest.mark.unit
 def test_user_weights_are_required_with_the_fix() -> None:
     with pytest.raises(MissingWeightsError, match=r"not shipped here.*set its path"):
         get("facenet")
@@ -45,6 +49,7 @@ def test_dlib_evaluator_batches_consistently() -> None:
     assert small.embed(images[:0]).shape == (0, 128)
 
 
+@pytest.mark.unit
 def test_facenet_evaluator_loads_a_user_state_dict(tmp_path: Path) -> None:
     from fam.faces.facenet import InceptionResnetV1
 
@@ -58,6 +63,7 @@ def test_facenet_evaluator_loads_a_user_state_dict(tmp_path: Path) -> None:
         get("facenet", path=file, sha256="0" * 64)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "depth", "mode"), [("arcface-irse50", 50, "ir_se"), ("arcface-ir152", 152, "ir")]
 )
@@ -97,3 +103,39 @@ def test_faceres_is_an_evaluator_the_losses_cannot_use() -> None:
 
     assert "faceres" in available()
     assert "faceres" not in factory.available("identity")
+
+
+@pytest.mark.unit
+def test_evaluation_builds_recognizers_on_the_runtime_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fam import recognizers
+    from fam.config import parse_params
+    from fam.evaluate.runner import build_recognizers
+
+    devices: list[object] = []
+
+    def probe(opts: recognizers.RecognizerOptions) -> recognizers.TemplateRecognizer:
+        devices.append(opts.device)
+        net = torch.nn.Linear(3, 2).to(opts.device)
+        return recognizers.TemplateRecognizer("probe", net, DLIB_150, lambda x: x, 2, opts.batch_size)
+
+    registry: Registry[recognizers.Builder] = Registry("face recognizer")
+    registry.register("probe", probe)
+    monkeypatch.setattr(recognizers, "RECOGNIZERS", registry)
+    # "meta" stands in for an accelerator: a real device that is not the options' default (cpu)
+    params = parse_params(
+        {
+            "runtime": {"device": "meta"},
+            "evaluate": {"recognizers": ["probe", {"name": "probe", "device": "cpu", "batch_size": 2}]},
+        }
+    )
+    built = build_recognizers(params)
+    assert devices == [torch.device("meta"), "cpu"]  # an evaluator's own device option wins
+    assert [rec.device for rec in built] == [torch.device("meta"), torch.device("cpu")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.unit
+def test_a_taken_recognizer_name_is_refused() -> None:
+    from fam import recognizers
+
+    with pytest.raises(ValueError, match="face recognizer 'dlib' is already registered"):
+        recognizers.register("dlib", recognizers.RECOGNIZERS.get("facenet"))

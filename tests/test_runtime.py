@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from official_layouts import materialise, rosinality_generator
 
 from fam import runtime
 from fam.config import RuntimeConfig, parse_params
@@ -17,6 +16,7 @@ from fam.models.stylegan2 import (
     set_modconv_path,
 )
 from fam.runtime import CpuCapabilities, Engine, resolve_engine, resolve_modconv, resolve_precision
+from tests.helpers.official_layouts import materialise, rosinality_generator
 
 pytestmark = pytest.mark.unit
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import pytest
 import torch
-from official_layouts import materialise, rosinality_generator
 
 from fam.config import ModelSpec
 from fam.errors import ConfigError, InputError, MissingWeightsError
 from fam.interfaces import Generator
+from fam.io_utils import sha256_file
 from fam.models.factory import BuildContext, build
 from fam.models.stylegan2 import (
     StyleGAN2Config,
@@ -21,6 +20,9 @@ from fam.models.stylegan2 import (
     random_generator,
     upfirdn2d,
 )
+from tests.helpers.official_layouts import materialise, rosinality_generator
+
+pytestmark = pytest.mark.unit
 
 CPU = BuildContext(torch.device("cpu"))
 SMALL = {4: 32, 8: 32, 16: 32, 32: 16, 64: 16, 128: 8, 256: 8}
@@ -28,10 +30,6 @@ SMALL = {4: 32, 8: 32, 16: 32, 32: 16, 64: 16, 128: 8, 256: 8}
 
 def small_generator(resolution: int = 32, seed: int = 0, noise_seed: int | None = None):
     return random_generator(StyleGAN2Config.make(resolution, SMALL, style_dim=32, n_mlp=2), seed, noise_seed)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_official_config_f_1024_loads_strictly_and_synthesises():
@@ -189,7 +187,7 @@ def test_builder_loads_pinned_rosinality_file(tmp_path: Path):
     latent_avg = torch.randn(32)
     # a training checkpoint also carries its argparse options; weights_only loading must accept them
     path, sd = _save_rosinality(tmp_path, latent_avg=latent_avg, args=argparse.Namespace(size=32, n_mlp=2))
-    digest = sha256(path)
+    digest = sha256_file(path)
     gen = build("generator", ModelSpec("stylegan2", {"weights": str(path), "sha256": digest}), CPU)
     assert gen.generator_id == f"stylegan2-32:sha256:{digest}"
     assert torch.equal(gen.w_avg, latent_avg)
@@ -217,8 +215,12 @@ def test_builder_file_errors(tmp_path: Path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="cannot be read"):
-        build("generator", ModelSpec("stylegan2", {"weights": str(junk), "sha256": sha256(junk)}), CPU)
+        build("generator", ModelSpec("stylegan2", {"weights": str(junk), "sha256": sha256_file(junk)}), CPU)
     foreign = tmp_path / "foreign.pt"
     torch.save({"model": {"fc.weight": torch.zeros(2, 2)}}, foreign)
     with pytest.raises(InputError, match="no generator inside"):
-        build("generator", ModelSpec("stylegan2", {"weights": str(foreign), "sha256": sha256(foreign)}), CPU)
+        build(
+            "generator",
+            ModelSpec("stylegan2", {"weights": str(foreign), "sha256": sha256_file(foreign)}),
+            CPU,
+        )

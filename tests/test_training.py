@@ -20,6 +20,8 @@ from fam.training.pack import load_pack, pack_faces
 from fam.training.prior import PriorTrainer
 from fam.training.splits import check_trainable, heldout_score, load_split
 
+pytestmark = pytest.mark.unit
+
 TINY = {"resolution": 32, "channels": {4: 16, 8: 16, 16: 16, 32: 8}, "w_dim": 32, "n_mlp": 2, "batch": 4}
 
 
@@ -117,7 +119,6 @@ def test_prior_steps_are_finite_and_ema_and_w_avg_move() -> None:
     assert t.nimg == 12 and t.samples(4).shape == (4, 3, 32, 32)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(("precision", "modconv"), [("fp32", "fused"), ("fp32", "split"), ("bf16", "split")])
 def test_prior_resume_from_full_state_repeats_the_next_step_exactly(
     tmp_path: Path, precision: str, modconv: str
@@ -170,7 +171,7 @@ def test_encoder_step_runs_and_inverter_builds(tmp_path: Path) -> None:
     assert all(np.isfinite(v) for v in stats.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, t.E.parameters(), strict=True))
     torch.save(encoder_checkpoint(t.E, gen.w_avg, sha), tmp_path / "encoder.pt")
-    from fam.weights import sha256_file
+    from fam.io_utils import sha256_file
 
     spec = ModelSpec(
         "fam-encoder",

@@ -1,13 +1,13 @@
 """The Great Expectations suites pass a well-formed release and catch each kind of leak.
 
-Fixtures are written in the contract formats (``ALIGNED/manifest.csv``, ``OUT/manifest.json``)
-from small generated images, so these tests need neither models nor data.
+Fixtures are built through the artifact classes (``ALIGNED/manifest.csv``, ``OUT/manifest.json``,
+``OUT/release/release.json``) from small generated images, so these tests need neither models nor
+data. Only the tampering a test simulates writes raw bytes.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks.gx_suites import ALIGN_COLUMNS, validate_input_manifest, validate_metrics, validate_release
+from fam.artifacts import KeyIdentity, Metrics, ProtectManifest, ReleaseIndex
+from tasks.gx_suites import validate_input_manifest, validate_metrics, validate_release
+from tests.helpers.artifacts import (
+    aligned_row,
+    protect_item,
+    rejected_row,
+    write_align_manifest,
+    write_protect_output,
+)
 
 pytestmark = pytest.mark.flow
 
@@ -28,10 +36,6 @@ def _png(path: Path, seed: int, size: int = 48) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -48,53 +52,14 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
             Image.fromarray(np.full((64, 64, 3), seed * 20, np.uint8)).save(src, format="JPEG")
             rel = f"images/{person}/{src.stem}.png"
             _png(aligned / rel, seed)
-            rows.append([str(src), person, "aligned", "", rel, "jpeg", 64, 64, 0.99, 40, 1])
+            rows.append(aligned_row(str(src), person, rel, side=64))
             pseudo = f"p{seed:012d}"
             rel_out = f"release/images/{pseudo}/{i}.png"
             _png(out / rel_out, 1000 + seed)
-            items.append(
-                {
-                    "input": str(src),
-                    "person": person,
-                    "pseudonym": pseudo,
-                    "output": rel_out,
-                    "output_sha256": _sha(out / rel_out),
-                    "latent_file": "latents/x.npy",
-                    "latent_index": i,
-                    "losses": {"anonymity": 0.1},
-                }
-            )
-    rows.append(
-        [
-            str(raw / "Bob_Example" / "bad.jpg"),
-            "Bob_Example",
-            "rejected",
-            "no face",
-            "",
-            "jpeg",
-            64,
-            64,
-            "",
-            "",
-            0,
-        ]
-    )
-    aligned.mkdir(parents=True, exist_ok=True)
-    with open(aligned / "manifest.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(ALIGN_COLUMNS)
-        w.writerows(rows)
-    (out / "release" / "release.json").write_text(json.dumps({"n_images": len(items)}))
-    manifest = {
-        "format": "fam-protect-manifest/v1",
-        "code_version": "test",
-        "params_digest": "d" * 64,
-        "generator_id": "gen",
-        "key": {"key_kind": "secret", "key_fingerprint": "fp-test"},
-        "items": items,
-        "rejects": [],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest))
+            items.append(protect_item(out, src, person, pseudo, rel_out, i))
+    rows.append(rejected_row(str(raw / "Bob_Example" / "bad.jpg"), "Bob_Example"))
+    write_align_manifest(aligned, rows)
+    write_protect_output(out, items, KeyIdentity("secret", "fp-test"))
     return raw, aligned, out
 
 
@@ -147,15 +112,14 @@ def test_release_suite_finds_key_material_and_latents(good, tmp_path):
 def test_release_suite_finds_original_pixels_names_and_missing_outputs(good, tmp_path):
     _, aligned, out = good
     out2 = _copy(out, tmp_path)
-    manifest = json.loads((out2 / "manifest.json").read_text())
-    first = manifest["items"][0]
+    manifest = ProtectManifest.read(out2)
+    first, *kept, dropped = manifest.items  # the last: an accepted input with no output
     # An aligned original re-encoded under a pseudonym: same pixels, different bytes.
     with Image.open(aligned / "images" / "Alice_Example" / "Alice_Example_0001.png") as im:
-        im.save(out2 / first["output"], compress_level=1)
-    first["output_sha256"] = _sha(out2 / first["output"])
-    dropped = manifest["items"].pop()  # an accepted input with no output
-    (out2 / dropped["output"]).unlink()
-    (out2 / "manifest.json").write_text(json.dumps(manifest))
+        im.save(out2 / first.output, compress_level=1)
+    first = protect_item(out2, Path(first.input), first.person, first.pseudonym, first.output, 0)
+    (out2 / dropped.output).unlink()
+    dataclasses.replace(manifest, items=(first, *kept)).write(out2)
     (out2 / "release" / "release.json").write_text(json.dumps({"who": "Alice_Example"}))
     failed = _failed(validate_release(out2, aligned))
     assert {
@@ -165,16 +129,32 @@ def test_release_suite_finds_original_pixels_names_and_missing_outputs(good, tmp
     } <= failed
 
 
+def test_release_suite_checks_the_release_index_against_the_manifest(good, tmp_path):
+    _, aligned, out = good
+    out2 = _copy(out, tmp_path)
+    index = ReleaseIndex.read(out2)
+    dataclasses.replace(index, files=index.files[1:]).write(out2)  # one released image unlisted
+    assert _failed(validate_release(out2, aligned)) == {
+        "release.json lists exactly the released images, key and settings"
+    }
+
+
 def test_release_suite_catches_hash_mismatch_and_undecodable_file(good, tmp_path):
     _, aligned, out = good
     out2 = _copy(out, tmp_path)
-    manifest = json.loads((out2 / "manifest.json").read_text())
-    (out2 / manifest["items"][0]["output"]).write_bytes(b"not a png")
+    (out2 / ProtectManifest.read(out2).items[0].output).write_bytes(b"not a png")
     failed = _failed(validate_release(out2, aligned))
     assert {"hash matches file", "every file decodes"} <= failed
 
 
-def test_metrics_suite_ranges():
+def test_metrics_suite_checks_each_value_against_its_family():
+    families = {
+        "psr_anonymity_dlib_fmr1e-3": "rate",
+        "dsys_bins": "count",
+        "fid": "distance",
+        "n_impostor_pairs_dlib": "count",
+        "score_anonymity_mean_dlib": "score",
+    }
     good = {
         "psr_anonymity_dlib_fmr1e-3": 0.9,
         "dsys_bins": 100.0,
@@ -182,11 +162,29 @@ def test_metrics_suite_ranges():
         "n_impostor_pairs_dlib": 100.0,
         "score_anonymity_mean_dlib": -0.2,
     }
-    assert validate_metrics(good).success
+    assert validate_metrics(Metrics(good, families)).success
     bad = {
         "psr_anonymity_dlib_fmr1e-3": 1.5,
-        "fid": float("nan"),
+        "dsys_bins": 100.0,
+        "fid": -1.0,
         "n_impostor_pairs_dlib": -1.0,
-        "score_anonymity_mean_dlib": 1.2,
+        "score_anonymity_mean_dlib": float("nan"),
     }
-    assert _failed(validate_metrics(bad)) == {"rate in [0, 1]", "finite", "count >= 0", "score in [-1, 1]"}
+    assert _failed(validate_metrics(Metrics(bad, families))) == {
+        "rate in [0, 1]",
+        "finite",
+        "count >= 0",
+        "distance >= 0",
+    }
+    # the family decides, not the name: a score named like a rate may be negative
+    assert validate_metrics(Metrics({"psr_like_score": -0.5}, {"psr_like_score": "score"})).success
+    assert _failed(validate_metrics(Metrics({"score_x": 1.5}, {"score_x": "score"}))) == {"score in [-1, 1]"}
+
+
+def test_metrics_suite_fails_a_metric_without_a_family(tmp_path):
+    Metrics({"psr_anonymity_dlib_fmr1e-3": 0.9}).write(tmp_path)  # no metric_families.json
+    assert not (tmp_path / Metrics.FAMILIES_FILENAME).exists()
+    failed = _failed(validate_metrics(tmp_path))
+    assert len(failed) == 1 and next(iter(failed)).startswith("every metric has a family")
+    Metrics({"psr_anonymity_dlib_fmr1e-3": 0.9}, {"psr_anonymity_dlib_fmr1e-3": "rate"}).write(tmp_path)
+    assert validate_metrics(tmp_path).success

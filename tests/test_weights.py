@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,9 @@ from click.testing import CliRunner
 from fam import weights
 from fam.cli import cli
 from fam.errors import MissingWeightsError
+from fam.registry import Registry
 from fam.weights import resolve, sha256_file
+from fam.weights_catalog import CATALOG
 
 
 @pytest.mark.model
@@ -30,6 +35,7 @@ def test_hash_mismatch_on_a_changed_byte(tmp_path: Path) -> None:
     assert resolve("dlib-shape-predictor-5", path=copy, sha256=expected) == copy
 
 
+@pytest.mark.unit
 def test_user_entry_without_hash_says_what_to_pin(tmp_path: Path) -> None:
     file = tmp_path / "w.pt"
     file.write_bytes(b"weights")
@@ -49,6 +55,7 @@ def test_lists_every_entry_with_status() -> None:
     assert "license: CC0-1.0" in result.output
 
 
+@pytest.mark.unit
 def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "model.bin"
     file.write_bytes(b"not the file we pinned")
@@ -61,7 +68,10 @@ def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
         sha256="0" * 64,
         how_to_get="reinstall the test package",
     )
-    monkeypatch.setitem(weights._REGISTRY, entry.name, entry)
+    registry: Registry[weights.WeightEntry] = Registry("model file", error=MissingWeightsError)
+    for known in [*weights.entries(), entry]:
+        registry.register(known.name, known)
+    monkeypatch.setattr(weights, "WEIGHTS", registry)
     result = CliRunner().invoke(cli, ["models", "--no-check"])
     assert result.exit_code == 0 and "zz-test-model  [unchecked]" in result.output
     result = CliRunner().invoke(cli, ["models"])
@@ -87,3 +97,47 @@ def test_fetched_files_are_looked_up_where_their_script_puts_them(
         monkeypatch.setenv("FAM_CACHE_DIR", str(tmp_path / "cache"))
         assert weights.locate(entry) == tmp_path / "cache" / "models" / "faceres" / file
         assert weights.status(entry)[0] == "missing"
+
+
+@pytest.mark.unit
+def test_a_package_or_project_entry_needs_its_sha256() -> None:
+    with pytest.raises(ValueError, match="'zz' from package needs a sha256"):
+        weights.WeightEntry(
+            name="zz", role="r", source="package", location="p/x", license="MIT", sha256=None, how_to_get="-"
+        )
+
+
+@pytest.mark.unit
+def test_the_catalog_is_complete_without_importing_model_code() -> None:
+    # Lineage and `fam models` list the catalog in processes that never build a model.
+    code = (
+        "import sys; from fam import weights; "
+        "print(len(weights.entries())); "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('fam.models', 'fam.faces'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # this checkout's fam
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.split("\n")[:2] == [str(len(CATALOG)), "[]"]
+    assert [e.name for e in weights.entries()] == sorted(e.name for e in CATALOG)
+    # entries the model modules used to register at import are in the one table
+    assert {"stylegan2-ffhq-config-f", "e4e-ffhq-encode", "fam-attr-stats", "farl-ep64"} <= set(
+        weights.WEIGHTS.names()
+    )
+
+
+@pytest.mark.unit
+def test_fam_models_lists_the_catalog_and_every_registered_name() -> None:
+    from fam import recognizers
+    from fam.models import factory
+
+    result = CliRunner().invoke(cli, ["models", "--no-check"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split("  [")[0] for line in result.output.splitlines() if "  [" in line]
+    assert listed == sorted(e.name for e in CATALOG)
+    for entry in CATALOG:
+        assert f"source:  {entry.source}: {entry.location}" in result.output
+    for role in factory.ROLES:
+        assert f"{role}:".ljust(11) + ", ".join(factory.available(role)) in result.output
+    assert ", ".join(recognizers.available()) in result.output

@@ -4,13 +4,12 @@ so ``fam --help`` stays fast and ``fam key`` never imports torch's heavy model c
 from __future__ import annotations
 
 import importlib
-import sys
 from importlib.metadata import entry_points
 
 import click
 
 from fam import __version__
-from fam.errors import UserError
+from fam.cli.common import Group
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -38,7 +37,7 @@ def _targets() -> dict[str, str]:
     return {**COMMANDS, **plugins}
 
 
-class _LazyGroup(click.Group):
+class _LazyGroup(Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_targets())
 
@@ -57,14 +56,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    cli(prog_name="fam")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import load_cli_params, params_options
+from fam.cli.common import Command, dry_run_option, echo_plan, load_cli_params, params_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--input",
     "input_dir",
@@ -28,6 +28,7 @@ from fam.cli.common import load_cli_params, params_options
 @click.option("--resume", is_flag=True, help="Continue a previous run with the same settings.")
 @click.option("--force", is_flag=True, help="Discard a previous run's outputs in --out and redo it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
+@dry_run_option
 @params_options
 def align(
     input_dir: Path,
@@ -38,23 +39,27 @@ def align(
     resume: bool,
     force: bool,
     no_progress: bool,
+    dry_run: bool,
 ) -> None:
     """Detect faces (MTCNN) and FFHQ-align them; every file ends aligned or rejected with a reason."""
-    from fam.faces.align import align_dataset  # torch is imported only when the command runs
+    from fam.faces.align import plan_align, run_align  # torch is imported only when the command runs
     from fam.models.factory import resolve_device
 
     params = load_cli_params(params_path, overrides)
     device = resolve_device(params.runtime.device)
-    summary = align_dataset(
+    plan = plan_align(
         input_dir,
         out_dir,
         params.align,
         persons=persons or None,
-        progress=not no_progress,
         resume=resume,
         force=force,
         device=str(device),
     )
+    if dry_run:
+        echo_plan(params, plan.describe())
+        return
+    summary = run_align(plan, progress=not no_progress)
     rows = [("aligned", summary.aligned)] + [(f"rejected: {r}", n) for r, n in summary.rejected.items()]
     width = max(len(label) for label, _ in rows)
     click.echo(f"{'outcome'.ljust(width)}  count")

@@ -6,10 +6,18 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import load_cli_params, params_options
+from fam.cli.common import (
+    Command,
+    dry_run_option,
+    echo_plan,
+    key_given,
+    key_options,
+    load_cli_params,
+    params_options,
+)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--aligned",
     "aligned",
@@ -50,14 +58,9 @@ from fam.cli.common import load_cli_params, params_options
     help="aligned folder of people NOT in the release, or a thresholds.json (default: the "
     "--aligned people that the release does not contain)",
 )
-@click.option(
-    "--key-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="key of --release (latent-replacement attack; research keys are read from the manifest)",
-)
-@click.option("--key-env", default=None, help="environment variable holding that key as hex")
+@key_options
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False))
+@dry_run_option
 @params_options
 def evaluate(
     aligned: Path,
@@ -68,17 +71,23 @@ def evaluate(
     thresholds_from: Path | None,
     key_file: Path | None,
     key_env: str | None,
+    research_seed: int | None,
     out: Path,
+    dry_run: bool,
     params_path: Path,
     overrides: tuple[str, ...],
 ) -> None:
-    """Thresholds, PSR, EER/AUC, D_sys, attacks, FID, baselines -> OUT/report.md + metrics.json."""
-    from fam.evaluate.runner import evaluate_release
+    """Thresholds, PSR, EER/AUC, D_sys, attacks, FID, baselines -> OUT/report.md + metrics.json.
+
+    The key of --release is needed only for the latent-replacement attack; a research key is read
+    from the release's manifest.
+    """
+    from fam.evaluate.runner import plan_evaluation, run_evaluation
     from fam.keys import load_key
 
     params = load_cli_params(params_path, overrides)
-    key = load_key(key_file, key_env) if (key_file or key_env) else None
-    result = evaluate_release(
+    key = load_key(key_file, key_env, research_seed) if key_given(key_file, key_env, research_seed) else None
+    plan = plan_evaluation(
         aligned,
         release,
         out,
@@ -89,6 +98,10 @@ def evaluate(
         thresholds_from=thresholds_from,
         key=key,
     )
+    if dry_run:
+        echo_plan(params, plan.describe())
+        return
+    result = run_evaluation(plan)
     click.echo(f"report: {result.report_path}")
     for name in sorted(result.metrics):
         if name.startswith(("psr_anonymity_", "eer_protected", "dsys_", "fid")) and "_lit" not in name:

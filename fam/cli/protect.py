@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import key_options, load_cli_params, params_options
+from fam.cli.common import Command, dry_run_option, echo_plan, key_options, load_cli_params, params_options
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--input",
     "input_dir",
@@ -39,6 +39,7 @@ from fam.cli.common import key_options, load_cli_params, params_options
     "--force", is_flag=True, help="Redo everything, replacing this command's earlier output in --out."
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@dry_run_option
 @params_options
 def protect(
     input_dir: Path,
@@ -51,17 +52,17 @@ def protect(
     resume: bool,
     force: bool,
     quiet: bool,
+    dry_run: bool,
     params_path: Path,
     overrides: tuple[str, ...],
 ) -> None:
     """Protect every person's faces under one key (FaceAnonyMixer, Algorithm 1)."""
     from fam.keys import load_key
-    from fam.protect import protect_dataset
+    from fam.protect import plan_protect, run_protect
 
     params = load_cli_params(params_path, overrides)
     key = load_key(key_file, key_env, research_seed)
-    click.echo(f"key {key.fingerprint} ({key.kind}); params {params.digest()[:12]}")
-    summary = protect_dataset(
+    plan = plan_protect(
         input_dir,
         out_dir,
         key,
@@ -70,8 +71,12 @@ def protect(
         persons=persons.split(",") if persons else None,
         resume=resume,
         force=force,
-        progress=not quiet,
     )
+    if dry_run:
+        echo_plan(params, plan.describe())
+        return
+    click.echo(f"key {key.fingerprint} ({key.kind}); params {params.digest()[:12]}")
+    summary = run_protect(plan, progress=not quiet)
     click.echo(
         f"protected {summary.n_images} images of {summary.n_persons} persons in {summary.seconds:.1f} s "
         f"({summary.n_resumed_persons} persons resumed); {summary.n_rejected} inputs rejected "
@@ -80,7 +85,7 @@ def protect(
     )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--input", "input_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True
 )
@@ -88,6 +93,7 @@ def protect(
 @click.option("--persons", default=None, help="Comma-separated subset of person folders.")
 @click.option("--force", is_flag=True, help="Recompute an existing inversions file.")
 @click.option("--quiet", is_flag=True)
+@dry_run_option
 @params_options
 def invert(
     input_dir: Path,
@@ -95,19 +101,19 @@ def invert(
     persons: str | None,
     force: bool,
     quiet: bool,
+    dry_run: bool,
     params_path: Path,
     overrides: tuple[str, ...],
 ) -> None:
     """Invert aligned faces into W+ once, for reuse by several keys."""
-    from fam.protect import invert_dataset
+    from fam.protect import plan_invert, run_invert
 
     params = load_cli_params(params_path, overrides)
-    target = invert_dataset(
-        input_dir,
-        out_dir,
-        params,
-        persons=persons.split(",") if persons else None,
-        force=force,
-        progress=not quiet,
+    plan = plan_invert(
+        input_dir, out_dir, params, persons=persons.split(",") if persons else None, force=force
     )
+    if dry_run:
+        echo_plan(params, plan.describe())
+        return
+    target = run_invert(plan, progress=not quiet)
     click.echo(f"wrote {target}")

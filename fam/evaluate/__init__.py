@@ -8,10 +8,12 @@ Modules, one concern each:
 * :mod:`~fam.evaluate.verification` - PSR, ROC, EER, AUC.
 * :mod:`~fam.evaluate.unlinkability` - Gomez-Barrero D(s) and D_sys.
 * :mod:`~fam.evaluate.fid` - Frechet Inception Distance with the packaged TF-port Inception.
-* :mod:`~fam.evaluate.attacks` - latent replacement and the learned mapper.
-* :mod:`~fam.evaluate.baselines` - blur and pixelation.
+* :mod:`~fam.evaluate.attacks` - latent replacement and the learned mapper (registry ``ATTACKS``).
+* :mod:`~fam.evaluate.baselines` - blur and pixelation (registry ``BASELINES``).
 * :mod:`~fam.evaluate.plots` / :mod:`~fam.evaluate.report` - figures and the Markdown report.
-* :mod:`~fam.evaluate.runner` - :func:`evaluate_release`, which composes all of the above.
+* :mod:`~fam.evaluate.context` - the inputs of one run and the embeddings its evaluations share.
+* :mod:`~fam.evaluate.metrics` - the registry of evaluations, one module per table of the report.
+* :mod:`~fam.evaluate.runner` - :func:`evaluate_release`: plan, then every registered evaluation in order.
 """
 
 from __future__ import annotations

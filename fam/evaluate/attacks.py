@@ -7,17 +7,29 @@
 2. Learned mapper (table 4): a small U-Net trained on (protected, original) pairs of training
    people with an L1 loss, then applied to held-out people. Small enough to train on a CPU in
    minutes at 64 px.
+
+Each is registered in :data:`ATTACKS` under its ``evaluate.attacks`` name as a function of the
+evaluation context; :func:`run_attacks` runs the configured ones once per evaluation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fam.config import Params
 from fam.interfaces import Generator, Inverter
+from fam.registry import Registry
+
+if TYPE_CHECKING:
+    from fam.evaluate.context import EvaluationContext
 
 
 @torch.no_grad()
@@ -117,3 +129,110 @@ def train_mapper(
 def apply_mapper(net: MapperNet, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """Reconstructions ``[N, 3, S, S]`` of protected images ``[N, 3, S, S]``."""
     return torch.cat([net(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+# --------------------------------------------------------------------------------------------
+# The attacks as the evaluation runs them: name -> function of the evaluation context.
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """What one attack recovered from held-out protected images."""
+
+    name: str  # infix of its metrics: psr_noninvert_<name>_...
+    label: str  # row label in the report
+    indices: list[int]  # into release 1's items
+    images: torch.Tensor  # [n, 3, S, S] in [-1, 1], one per index
+    notes: tuple[str, ...] = ()
+
+
+# (context, training item indices, held-out item indices) -> reconstructions, or why it cannot run
+AttackFn = Callable[["EvaluationContext", list[int], list[int]], "Reconstruction | str"]
+
+ATTACKS: Registry[AttackFn] = Registry(
+    "attack", hint="set evaluate.attacks to registered names (fam.evaluate.attacks.ATTACKS)"
+)
+
+
+def split_people(persons: Sequence[str], train_fraction: float) -> tuple[list[int], list[int]]:
+    """(train, held-out) item indices; a person's side is fixed by a hash of the name."""
+
+    def frac(p: str) -> float:
+        return int(hashlib.sha256(b"fam/eval-split/v1\x00" + p.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    train = [i for i, p in enumerate(persons) if frac(p) < train_fraction]
+    held = [i for i, p in enumerate(persons) if frac(p) >= train_fraction]
+    return train, held
+
+
+def key_layers(params: Params, num_ws: int) -> tuple[int, ...]:
+    """W+ layers the key supplies in the mixing."""
+    from fam.layers import resolve_groups
+
+    groups = resolve_groups(params.layers, num_ws)
+    # paper eq. 1: the key supplies the identity layers; authors' code: the coarse ones
+    return groups.coarse if params.mixing.mode == "authors_code" else groups.identity
+
+
+def run_latent_replacement(ctx: EvaluationContext, train: list[int], held: list[int]) -> Reconstruction | str:
+    from fam.evaluate.context import build_models
+    from fam.faces.imageio import load_face
+    from fam.keys import key_latent
+
+    assert ctx.key is not None, "plan_evaluation refuses the latent-replacement attack without a key"
+    generator, inverter = build_models(ctx.params, ctx.models)
+    cfg, rel = ctx.cfg, ctx.release
+    idx = held[: cfg.attack_max_images]
+    ctx.say(f"[evaluate] latent-replacement attack on {len(idx)} held-out images")
+    key_ws = key_latent(ctx.key, generator, ctx.params.key.truncation_psi)
+    prot = torch.stack([load_face(rel.items[i].protected, generator.resolution) for i in idx])
+    layers = key_layers(ctx.params, generator.num_ws)
+    recs = [
+        latent_replacement(prot[i : i + cfg.embed_batch], inverter, generator, key_ws, layers)
+        for i in range(0, len(prot), cfg.embed_batch)
+    ]
+    return Reconstruction("latent", "latent replacement", idx, torch.cat(recs))
+
+
+def run_mapper(ctx: EvaluationContext, train: list[int], held: list[int]) -> Reconstruction | str:
+    from fam.faces.imageio import load_face
+
+    m, rel = ctx.cfg.mapper, ctx.release
+    if not train:
+        return "mapper attack: no person fell into the training split; not run"
+    tr = train[: m.max_train_images]
+    ctx.say(f"[evaluate] mapper attack: training on {len(tr)} pairs, applying to {len(held)} held-out images")
+    prot = torch.stack([load_face(rel.items[i].protected, m.size) for i in tr])
+    orig = torch.stack([load_face(rel.items[i].original, m.size) for i in tr])
+    net, losses = train_mapper(
+        prot, orig, steps=m.steps, lr=m.lr, batch=m.batch, channels=m.channels, seed=m.seed
+    )
+    held_prot = torch.stack([load_face(rel.items[i].protected, m.size) for i in held])
+    note = (
+        f"mapper: {len(tr)} training pairs, {m.steps} steps at {m.size} px, "
+        f"L1 {losses[0]:.3f} -> {float(np.mean(losses[-10:])):.3f}"
+    )
+    return Reconstruction("mapper", "learned mapper", held, apply_mapper(net, held_prot), (note,))
+
+
+ATTACKS.register("latent_replacement", run_latent_replacement)
+ATTACKS.register("mapper", run_mapper)
+
+
+def run_attacks(ctx: EvaluationContext) -> tuple[dict[str, Reconstruction], list[str]]:
+    """The reconstructions of every attack of ``evaluate.attacks`` (by name), and notes."""
+    out: dict[str, Reconstruction] = {}
+    notes: list[str] = []
+    if not ctx.cfg.attacks:
+        return out, notes
+    train, held = split_people(ctx.persons, ctx.cfg.mapper.train_fraction)
+    if not held:
+        return out, ["attacks: every person fell into the mapper's training split; no held-out people"]
+    for name in ctx.cfg.attacks:
+        result = ATTACKS.get(name)(ctx, train, held)
+        if isinstance(result, str):
+            notes.append(result)
+        else:
+            out[name] = result
+            notes.extend(result.notes)
+    return out, notes

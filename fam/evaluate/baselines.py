@@ -3,14 +3,27 @@
 Both act on image batches ``[B, 3, S, S]`` in [-1, 1] and are defined relative to the image
 side, so a setting means the same at every resolution. Neither has a key: they are scored for
 anonymity, recognition utility and FID only.
+
+Each is registered in :data:`BASELINES` under its ``evaluate.baselines`` name as a builder
+``EvaluateConfig -> (images -> images)``; the evaluation reads only the registry.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from fam.config import EvaluateConfig
+from fam.registry import Registry
+
+Transform = Callable[[torch.Tensor], torch.Tensor]  # [B, 3, S, S] -> [B, 3, S, S], both in [-1, 1]
+
+BASELINES: Registry[Callable[[EvaluateConfig], Transform]] = Registry(
+    "baseline", hint="set evaluate.baselines to registered names (fam.evaluate.baselines.BASELINES)"
+)
 
 
 def gaussian_blur(images: torch.Tensor, sigma_frac: float) -> torch.Tensor:
@@ -31,3 +44,20 @@ def pixelate(images: torch.Tensor, blocks: int) -> torch.Tensor:
     """Average over a ``blocks x blocks`` grid of cells, then nearest upsampling to the input size."""
     small = F.adaptive_avg_pool2d(images, blocks)
     return F.interpolate(small, size=images.shape[-2:], mode="nearest")
+
+
+def _blur(cfg: EvaluateConfig) -> Transform:
+    return lambda x: gaussian_blur(x, cfg.blur_sigma)
+
+
+def _pixelate(cfg: EvaluateConfig) -> Transform:
+    return lambda x: pixelate(x, cfg.pixelate_blocks)
+
+
+BASELINES.register("blur", _blur)
+BASELINES.register("pixelate", _pixelate)
+
+
+def baseline_transform(name: str, cfg: EvaluateConfig) -> Transform:
+    """The transform of the baseline ``name`` under these settings."""
+    return BASELINES.get(name)(cfg)

@@ -1,27 +1,25 @@
 """What an evaluation reads: aligned input folders, protected releases, and image batches.
 
 Aligned folders follow ``fam align``: ``ALIGNED/images/<person>/<stem>.png``. A release is
-``OUT/manifest.json`` (format ``fam-protect-manifest/v1``) whose items name the aligned input,
-the real person and the released image (relative to ``OUT``).
+the output folder of ``fam protect``, read through its manifest
+(:class:`fam.artifacts.ProtectManifest`), whose items name the aligned input, the real person and
+the released image (relative to ``OUT``). Images are loaded by :func:`fam.faces.imageio.load_face`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
+from fam.artifacts import KeyIdentity, ProtectManifest
 from fam.errors import InputError
+from fam.faces.imageio import load_face
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MANIFEST_FORMAT = "fam-protect-manifest/v1"
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class ReleaseItem:
 class Release:
     root: Path
     items: tuple[ReleaseItem, ...]
-    key: dict[str, object]  # key_kind, key_fingerprint[, research_seed]: never the material
+    key: KeyIdentity  # kind, fingerprint[, research seed]: never the material
     generator_id: str
     params_digest: str
 
@@ -87,32 +85,28 @@ class Release:
 
 
 def load_release(out_dir: str | Path) -> Release:
+    """A protect output folder, with every input and output image it names checked to exist."""
     root = Path(out_dir)
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise InputError(f"{root} has no manifest.json; point --release at the --out folder of `fam protect`")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from exc
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise InputError(f"{path} has format {manifest.get('format')!r}; expected {MANIFEST_FORMAT!r}")
+    if not (root / ProtectManifest.FILENAME).is_file():  # the general message lacks the option to fix
+        raise InputError(
+            f"{root} has no {ProtectManifest.FILENAME}; point --release at the --out folder of `fam protect`"
+        )
+    manifest = ProtectManifest.read(root)
     items: list[ReleaseItem] = []
     problems: list[str] = []
-    for n, item in enumerate(manifest.get("items", [])):
-        original = Path(item["input"])
-        protected = root / item["output"]
+    for n, item in enumerate(manifest.items):
+        original = Path(item.input)
+        protected = root / item.output
         for label, p in (("input", original), ("output", protected)):
             if not p.is_file():
-                problems.append(f"item {n} ({item.get('person', '?')}): {label} {p} does not exist")
-        latent = item.get("latent_file")
+                problems.append(f"item {n} ({item.person}): {label} {p} does not exist")
         items.append(
             ReleaseItem(
                 original=original,
                 protected=protected,
-                person=str(item["person"]),
-                latent_file=root / latent if latent else None,
-                latent_index=item.get("latent_index"),
+                person=item.person,
+                latent_file=root / item.latent_file if item.latent_file else None,
+                latent_index=item.latent_index,
             )
         )
     if problems:
@@ -124,9 +118,9 @@ def load_release(out_dir: str | Path) -> Release:
     return Release(
         root=root,
         items=tuple(items),
-        key=dict(manifest.get("key", {})),
-        generator_id=str(manifest.get("generator_id", "")),
-        params_digest=str(manifest.get("params_digest", "")),
+        key=manifest.key,
+        generator_id=manifest.generator_id,
+        params_digest=manifest.params_digest,
     )
 
 
@@ -146,19 +140,6 @@ def match_items(first: Release, second: Release) -> tuple[list[int], list[int]]:
     return a_idx, b_idx
 
 
-def load_image(path: Path, size: int | None = None) -> torch.Tensor:
-    """One RGB image as ``[3, S, S]`` in [-1, 1]; resized (antialiased bilinear) to ``size``."""
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot be read as an image ({exc})") from exc
-    x = torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0
-    if size is not None and (x.shape[1] != size or x.shape[2] != size):
-        x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
-    return x
-
-
 def iter_image_batches(
     paths: Sequence[Path],
     batch: int,
@@ -167,13 +148,7 @@ def iter_image_batches(
 ) -> Iterator[torch.Tensor]:
     """Batches ``[B, 3, S, S]`` in [-1, 1], loaded lazily so that large sets never sit in memory."""
     if size is None and paths:
-        size = load_image(paths[0]).shape[-1]
+        size = load_face(paths[0]).shape[-1]
     for start in range(0, len(paths), batch):
-        x = torch.stack([load_image(p, size) for p in paths[start : start + batch]])
+        x = torch.stack([load_face(p, size) for p in paths[start : start + batch]])
         yield transform(x) if transform is not None else x
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[B, 3, S, S]`` in [-1, 1] -> ``[B, S, S, 3]`` uint8 for writing or plotting."""
-    x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()

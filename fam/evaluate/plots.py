@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from fam.evaluate.images import to_uint8
 from fam.evaluate.unlinkability import Unlinkability
 from fam.evaluate.verification import Roc
+from fam.faces.imageio import to_uint8
 
 
 def plot_roc(curves: Mapping[str, tuple[Roc, float]], title: str, path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fam.errors import InputError
+from fam.io_utils import atomic_write_json
 
 THRESHOLDS_FORMAT = "fam-thresholds/v1"
 
@@ -112,7 +113,7 @@ def save(path: str | Path, sets: dict[str, EvaluatorThresholds]) -> None:
         entry = asdict(s)
         entry["people"] = list(s.people)
         doc["evaluators"][name] = entry
-    Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+    atomic_write_json(path, doc, sort_keys=False)
 
 
 def load(path: str | Path) -> dict[str, EvaluatorThresholds]:

@@ -12,9 +12,10 @@ only takes the eye centres (mean of each eye's 6 points) and the two mouth corne
 what MTCNN gives directly.
 
 :func:`align_dataset` turns ``INPUT/<person>/<file>`` into ``OUT/images/<person>/<stem>.png``
-plus ``OUT/manifest.csv`` (one row per input file, aligned or rejected with a reason) and
-``OUT/align_summary.json``. It never writes inside the input folder, never overwrites a
-finished output folder unless asked (``resume`` / ``force``), and writes every file atomically.
+plus ``OUT/manifest.csv`` (one row per input file, aligned or rejected with a reason),
+``OUT/align_summary.json`` and ``OUT/settings.json`` (their classes: :mod:`fam.artifacts`). It
+never writes inside the input folder, never overwrites a finished output folder unless asked
+(``resume`` / ``force``), and writes every file atomically.
 """
 
 from __future__ import annotations
@@ -22,10 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import io
-import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -37,30 +35,18 @@ import numpy as np
 import scipy.ndimage
 from PIL import Image
 
+from fam.artifacts import AlignManifest, AlignRow, AlignSummary, Reject, ResolvedSettings
 from fam.config import AlignConfig
 from fam.errors import InputError, OutputExistsError
 from fam.faces.detect import Face, FaceDetector
-from fam.faces.imageio import DecodedImage, Reject, decode_image, extension_format, to_rgb
+from fam.faces.imageio import DecodedImage, decode_image, extension_format, png_bytes, to_rgb
+from fam.io_utils import atomic_write_bytes
 
 # Face-related reject reasons (decoding reasons live in fam.faces.imageio).
 NO_FACE = "no_face"
 FACE_TOO_SMALL = "face_too_small"
 SEVERAL_FACES = "several_faces"
 
-MANIFEST_COLUMNS = (
-    "input_path",  # relative to the input folder: <person>/<file>
-    "person",
-    "status",  # aligned | rejected
-    "reason",  # empty when aligned
-    "output_path",  # relative to the output folder; empty when rejected
-    "input_format",  # detected from the bytes (JPEG, PNG, WEBP ...); empty if not an image
-    "extension_format",  # what the file name claims; differs from input_format for disguised files
-    "input_width",  # after EXIF orientation; 0 when unknown
-    "input_height",
-    "det_score",  # detector probability of the chosen (or largest) face; empty when none
-    "face_px",  # detection box side in input pixels of that face; empty when none
-    "n_faces",  # faces above align.min_det_score; empty when the image was never decoded
-)
 _SUPERSAMPLE = 4  # FFHQ: transform_size 4096 for output 1024
 
 
@@ -278,17 +264,67 @@ def _align_batch(images: Sequence[DecodedImage], cfg: AlignConfig, detector: Fac
 
 
 @dataclass(frozen=True)
-class AlignSummary:
+class AlignPlan:
+    """What :func:`align_dataset` will do, decided before it writes anything (``fam align --dry-run``)."""
+
+    input_dir: Path
     out_dir: Path
-    n_inputs: int
-    aligned: int
-    rejected: dict[str, int]  # reason -> count
-    seconds_per_image: float  # over the images processed in this call (resume skips the rest)
-    processed: int  # images processed in this call
+    cfg: AlignConfig
+    inputs: tuple[tuple[str, str], ...]  # (input path, output path), relative to their folders
+    done: dict[str, AlignRow]  # input path -> row of a previous run that --resume keeps
+    settings: ResolvedSettings  # recorded in settings.json; --resume needs the same
+    resume: bool
+    force: bool
+    device: str
 
     @property
-    def n_rejected(self) -> int:
-        return sum(self.rejected.values())
+    def todo(self) -> list[tuple[str, str]]:
+        return [(rel, out_rel) for rel, out_rel in self.inputs if rel not in self.done]
+
+    @property
+    def persons(self) -> list[str]:
+        return sorted({rel.split("/", 1)[0] for rel, _ in self.inputs})
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "command": "align",
+            "input": str(self.input_dir),
+            "output": str(self.out_dir),
+            "persons": len(self.persons),
+            "input_files": len(self.inputs),
+            "files_to_process": len(self.todo),
+            "files_kept_from_previous_run": len(self.inputs) - len(self.todo),
+            "output_state": "resume" if self.resume else "force" if self.force else "new",
+            "detector": f"{self.settings.choices['detector']} on {self.device}",
+            "size": self.settings.params["align"]["size"],
+        }
+
+
+def plan_align(
+    input_dir: Path,
+    out_dir: Path,
+    cfg: AlignConfig,
+    *,
+    persons: Sequence[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str = "cpu",
+) -> AlignPlan:
+    """Check the inputs and the output folder's state; write nothing."""
+    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
+    if resume and force:
+        raise InputError("choose either resume or force, not both")
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
+    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
+        raise InputError(
+            f"output folder {out_dir} and input folder {input_dir} overlap; "
+            "choose an output folder outside the input (inputs are never written to)"
+        )
+    inputs = _list_inputs(input_dir, persons)
+    settings = ResolvedSettings("align", {"align": dataclasses.asdict(cfg)}, {"detector": "mtcnn"})
+    done = _check_out_dir(out_dir, settings, resume=resume, force=force)
+    return AlignPlan(input_dir, out_dir, cfg, tuple(inputs), done, settings, resume, force, device)
 
 
 def align_dataset(
@@ -309,35 +345,30 @@ def align_dataset(
     ``force``: discard the outputs of a previous run (only files it wrote) and start again.
     Anything else in a non-empty ``out_dir`` is an :class:`OutputExistsError`.
     """
-    input_dir, out_dir = Path(input_dir).resolve(), Path(out_dir).resolve()
-    if resume and force:
-        raise InputError("choose either resume or force, not both")
-    if not input_dir.is_dir():
-        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
-    if out_dir == input_dir or input_dir in out_dir.parents or out_dir in input_dir.parents:
-        raise InputError(
-            f"output folder {out_dir} and input folder {input_dir} overlap; "
-            "choose an output folder outside the input (inputs are never written to)"
-        )
-    inputs = _list_inputs(input_dir, persons)
-    config_blob = {"align": dataclasses.asdict(cfg), "detector": "mtcnn"}
-    done = _prepare_out_dir(out_dir, config_blob, resume=resume, force=force)
+    plan = plan_align(input_dir, out_dir, cfg, persons=persons, resume=resume, force=force, device=device)
+    return run_align(plan, progress=progress)
 
-    todo = [(rel, out_rel) for rel, out_rel in inputs if rel not in done]
+
+def run_align(plan: AlignPlan, *, progress: bool = True) -> AlignSummary:
+    """Carry out a plan of :func:`plan_align`."""
+    input_dir, out_dir, inputs, cfg = plan.input_dir, plan.out_dir, plan.inputs, plan.cfg
+    _prepare_out_dir(plan)
+    done = dict(plan.done)
+    todo = plan.todo
     journal_path = out_dir / _JOURNAL
     new_file = not journal_path.exists()
-    detector = default_detector(device, cfg.detect_max_side)
+    detector = default_detector(plan.device, cfg.detect_max_side)
     start = time.perf_counter()
     with open(journal_path, "a", newline="") as journal:
-        writer = csv.DictWriter(journal, fieldnames=MANIFEST_COLUMNS)
+        writer = csv.DictWriter(journal, fieldnames=AlignManifest.COLUMNS, lineterminator="\n")
         if new_file:
             writer.writeheader()
         bar = _progress(len(todo), progress)
         for chunk in _chunks(todo, cfg.batch_size):
             rows = _process_chunk(chunk, input_dir, out_dir, cfg, detector)
             for row in rows:
-                done[row["input_path"]] = row
-                writer.writerow(row)
+                done[row.input_path] = row
+                writer.writerow(row.to_csv())
             journal.flush()
             os.fsync(journal.fileno())
             bar.update(len(chunk))
@@ -345,39 +376,24 @@ def align_dataset(
     seconds = time.perf_counter() - start
 
     rows = [done[rel] for rel, _ in inputs]
-    _write_manifest(out_dir / "manifest.csv", rows)
-    reasons = Counter(r["reason"] for r in rows if r["status"] == "rejected")
+    AlignManifest(tuple(rows)).write(out_dir)
     summary = AlignSummary(
-        out_dir=out_dir,
+        input_dir=str(input_dir),
         n_inputs=len(rows),
-        aligned=sum(r["status"] == "aligned" for r in rows),
-        rejected=dict(sorted(reasons.items())),
-        seconds_per_image=seconds / max(len(todo), 1),
+        aligned=sum(r.status == "aligned" for r in rows),
+        rejected=dict(Counter(r.reason for r in rows if r.status == "rejected")),
+        formats=dict(Counter(r.input_format or "-" for r in rows)),
         processed=len(todo),
+        seconds_per_image=round(seconds / max(len(todo), 1), 5),  # as the file keeps it
+        out_dir=out_dir,
     )
-    _atomic_write_bytes(
-        out_dir / "align_summary.json",
-        json.dumps(
-            {
-                "input_dir": str(input_dir),
-                "n_inputs": summary.n_inputs,
-                "counts": {"aligned": summary.aligned, "rejected": summary.n_rejected},
-                "reasons": summary.rejected,
-                "formats": dict(sorted(Counter(r["input_format"] or "-" for r in rows).items())),
-                "processed_this_run": summary.processed,
-                "seconds_per_image": round(summary.seconds_per_image, 5),
-                "settings": config_blob,
-            },
-            indent=2,
-        ).encode(),
-    )
+    summary.write(out_dir)
     journal_path.unlink()
     return summary
 
 
 _JOURNAL = ".manifest.partial.csv"  # rows appended as they finish; becomes manifest.csv at the end
-_CONFIG = "align_config.json"
-_OWN_FILES = ("manifest.csv", "align_summary.json", _CONFIG, _JOURNAL)
+_OWN_FILES = (AlignManifest.FILENAME, AlignSummary.FILENAME, ResolvedSettings.FILENAME, _JOURNAL)
 
 
 def _list_inputs(input_dir: Path, persons: Sequence[str] | None) -> list[tuple[str, str]]:
@@ -402,10 +418,10 @@ def _list_inputs(input_dir: Path, persons: Sequence[str] | None) -> list[tuple[s
     return out
 
 
-def _prepare_out_dir(
-    out_dir: Path, config_blob: dict[str, Any], *, resume: bool, force: bool
-) -> dict[str, dict[str, Any]]:
-    """Check the output folder's state; return the rows already done (resume) or {}."""
+def _check_out_dir(
+    out_dir: Path, settings: ResolvedSettings, *, resume: bool, force: bool
+) -> dict[str, AlignRow]:
+    """Check the output folder's state (reading only); return the rows a resume keeps, or {}."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a folder")
     entries = list(out_dir.iterdir()) if out_dir.exists() else []
@@ -416,54 +432,62 @@ def _prepare_out_dir(
             "settings, --force to redo it, or choose an empty folder"
         )
     ours = {out_dir / n for n in _OWN_FILES} | {out_dir / "images"}
-    if entries and not previous and not (out_dir / _CONFIG).exists():
+    settings_file = out_dir / ResolvedSettings.FILENAME
+    if entries and not previous and not settings_file.exists():
         strangers = sorted(str(e) for e in entries if e not in ours)
         if strangers:
             raise OutputExistsError(
                 f"output folder {out_dir} holds files that are not from `fam align` ({strangers[0]} ...); "
                 "choose an empty folder (nothing a user put there is ever overwritten)"
             )
-    if resume and entries:
-        old = json.loads((out_dir / _CONFIG).read_text()) if (out_dir / _CONFIG).exists() else None
-        if old != json.loads(json.dumps(config_blob)):
-            raise OutputExistsError(
-                f"{out_dir} was aligned with different settings ({out_dir / _CONFIG}); use --force to redo it"
-            )
-        done = {}
-        for row in previous.values():
-            if row["status"] == "aligned" and not (out_dir / row["output_path"]).is_file():
-                continue  # output vanished: redo it
-            done[row["input_path"]] = row
+    if not (resume and entries):
+        return {}
+    old = ResolvedSettings.read(settings_file) if settings_file.exists() else None
+    if old is None or not old.same_run(settings):
+        raise OutputExistsError(
+            f"{out_dir} was aligned with different settings ({settings_file}); use --force to redo it"
+        )
+    done = {}
+    for row in previous.values():
+        if row.status == "aligned" and not (out_dir / row.output_path).is_file():
+            continue  # output vanished: redo it
+        done[row.input_path] = row
+    return done
+
+
+def _prepare_out_dir(plan: AlignPlan) -> None:
+    """Bring the output folder into the state the plan found acceptable."""
+    out_dir = plan.out_dir
+    if plan.resume and out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / _JOURNAL).exists():
-            _write_manifest(out_dir / _JOURNAL, list(done.values()))
-        return done
-    if force:
-        for row in previous.values():  # delete only what a previous run recorded writing
-            if row["output_path"]:
-                (out_dir / row["output_path"]).unlink(missing_ok=True)
+            AlignManifest(tuple(plan.done.values())).write_file(out_dir / _JOURNAL)
+        return
+    if plan.force:
+        for row in _read_rows(out_dir).values():  # delete only what a previous run recorded writing
+            if row.output_path:
+                (out_dir / row.output_path).unlink(missing_ok=True)
         for name in _OWN_FILES:
             (out_dir / name).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(out_dir / _CONFIG, json.dumps(config_blob, indent=2, sort_keys=True).encode())
-    return {}
+    plan.settings.write(out_dir)
 
 
-def _read_rows(out_dir: Path) -> dict[str, dict]:
-    rows: dict[str, dict] = {}
-    for name in ("manifest.csv", _JOURNAL):  # the journal holds the newer rows of an interrupted run
+def _read_rows(out_dir: Path) -> dict[str, AlignRow]:
+    rows: dict[str, AlignRow] = {}
+    # The journal holds the newer rows of an interrupted run; its last append may be cut short.
+    for name, partial_ok in ((AlignManifest.FILENAME, False), (_JOURNAL, True)):
         path = out_dir / name
         if path.is_file():
-            with open(path, newline="") as fh:
-                for row in csv.DictReader(fh):
-                    rows[row["input_path"]] = row
+            for row in AlignManifest.read(path, partial_ok=partial_ok).rows:
+                rows[row.input_path] = row
     return rows
 
 
 def _process_chunk(
     chunk: Sequence[tuple[str, str]], input_dir: Path, out_dir: Path, cfg: AlignConfig, detector: FaceDetector
-) -> list[dict[str, Any]]:
+) -> list[AlignRow]:
     """Decode each file, detect on all decoded photos at once, warp and write; one row per file."""
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[int, AlignRow] = {}
     decoded: list[tuple[int, DecodedImage]] = []
     for i, (rel, _) in enumerate(chunk):  # decoding is per file by nature
         result = decode_image(input_dir / rel, max_pixels=cfg.max_pixels, grayscale=cfg.grayscale)
@@ -477,7 +501,7 @@ def _process_chunk(
             rel, out_rel = chunk[i]
             res = outcome.result
             if isinstance(res, AlignResult):
-                _atomic_write_png(out_dir / out_rel, res.image)
+                atomic_write_bytes(out_dir / out_rel, png_bytes(res.image))
                 status, reason, written = "aligned", "", out_rel
             else:
                 status, reason, written = "rejected", res.reason, ""
@@ -497,48 +521,21 @@ def _row(
     height: int,
     face: Face | None = None,
     n_faces: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "input_path": rel,
-        "person": rel.split("/", 1)[0],
-        "extension_format": extension_format(rel),
-        "status": status,
-        "reason": reason,
-        "output_path": output_path,
-        "input_format": fmt,
-        "input_width": width,
-        "input_height": height,
-        "det_score": f"{face.score:.4f}" if face is not None else "",
-        "face_px": f"{face.side:.1f}" if face is not None else "",
-        "n_faces": "" if n_faces is None else n_faces,
-    }
-
-
-def _write_manifest(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over ``path`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_png(path: Path, image: np.ndarray) -> None:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    _atomic_write_bytes(path, buf.getvalue())
+) -> AlignRow:
+    return AlignRow(
+        input_path=rel,
+        person=rel.split("/", 1)[0],
+        status=status,
+        reason=reason,
+        output_path=output_path,
+        input_format=fmt,
+        extension_format=extension_format(rel),
+        input_width=width,
+        input_height=height,
+        det_score=None if face is None else float(face.score),
+        face_px=None if face is None else float(face.side),
+        n_faces=n_faces,
+    )
 
 
 def _chunks(items: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:

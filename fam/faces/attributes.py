@@ -42,17 +42,7 @@ from fam.config import ModelSpec
 from fam.errors import MissingWeightsError
 from fam.faces.mtcnn import ONet, load_net
 
-STATS_ENTRY = weights.register(
-    weights.WeightEntry(
-        name="fam-attr-stats",
-        role="fam-attr feature centres and block scales (measured on FFHQ-aligned LFW)",
-        source="project",
-        location="assets/fam_attr_stats.json",
-        license="MIT (project); aggregate statistics of LFW, no images",
-        sha256="912fcdcd347481ab7c722a4429b07f4a87201eb0bddb2f88a9da2ccc4fe7b9a0",
-        how_to_get="it ships with the project; regenerate with benchmarks/bench_attributes.py --write-stats",
-    )
-)
+STATS_ENTRY = weights.get("fam-attr-stats")  # fam/weights_catalog.py
 
 # O-Net's input crop inside an FFHQ-aligned image, as fractions of the side: the mean squared
 # MTCNN box found by running the detector on 120 aligned LFW faces (centre 0.5, 0.555; side 0.71).

@@ -29,21 +29,7 @@ from fam import weights
 from fam.config import ModelSpec
 from fam.errors import MissingWeightsError
 
-FARL_ENTRY = weights.register(
-    weights.WeightEntry(
-        name="farl-ep64",
-        role="FaRL ViT-B/16 image encoder (paper's attribute encoder)",
-        source="user",
-        location="user storage: FaRL-Base-Patch16-LAIONFace20M-ep64.pth",
-        license="FaRL checkpoints: see the FacePerceiver/FaRL repository (research use)",
-        sha256=None,
-        how_to_get=(
-            "download FaRL-Base-Patch16-LAIONFace20M-ep64.pth from the FaRL project (FacePerceiver/FaRL) "
-            "on a machine with internet access, copy it here, set models.attribute.checkpoint to its path "
-            "and models.attribute.sha256 to its sha256"
-        ),
-    )
-)
+FARL_ENTRY = weights.get("farl-ep64")  # fam/weights_catalog.py
 
 # CLIP's input normalisation (FaRL uses the same).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

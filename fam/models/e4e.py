@@ -35,22 +35,10 @@ from fam.models.stylegan2 import (
     prefixed,
     read_checkpoint,
 )
-from fam.weights import WeightEntry, register, resolve
+from fam.weights import get as weight_entry
+from fam.weights import resolve
 
-E4E_WEIGHTS = register(
-    WeightEntry(
-        name="e4e-ffhq-encode",
-        role="e4e encoder for the FFHQ StyleGAN2 (checkpoint also holds the decoder and latent_avg)",
-        source="user",
-        location="e4e_ffhq_encode.pt (omertov/encoder4editing pretrained model)",
-        license="MIT (e4e code); generator weights under NVIDIA Source Code License-NC",
-        sha256=None,
-        how_to_get=(
-            "download e4e_ffhq_encode.pt from the omertov/encoder4editing README into your own storage, "
-            "set models.inverter.checkpoint to it and pin its sha256 in models.inverter.sha256"
-        ),
-    )
-)
+E4E_WEIGHTS = weight_entry("e4e-ffhq-encode")  # fam/weights_catalog.py
 
 EncoderKind = Literal["e4e", "psp"]
 INPUT_SIZE = 256  # the encoder's training resolution; inputs are resized to it

@@ -1,14 +1,15 @@
 """Build the four model roles from configuration.
 
-One registry per role maps a name to ``"module:function"``; the module is imported only when
-that name is used, so light commands never pay for heavy imports. Every builder has the
-signature ``build(spec: ModelSpec, ctx: BuildContext) -> model`` and raises
-:class:`~fam.errors.ConfigError` for options it does not know.
+One :class:`~fam.registry.Registry` per role maps a name to ``"module:function"``; the module is
+imported only when that name is built, so light commands never pay for heavy imports. Every
+builder has the signature ``build(spec: ModelSpec, ctx: BuildContext) -> model`` and raises
+:class:`~fam.errors.ConfigError` for options it does not know. A new model is one builder and
+one line in :data:`ROLES` (tests register their tiny models with :func:`register`).
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,35 +18,7 @@ import torch
 from fam.config import ModelsConfig, ModelSpec
 from fam.errors import ConfigError
 from fam.interfaces import AttributeEncoder, Generator, IdentityEncoder, Inverter
-
-ROLES: dict[str, dict[str, str]] = {
-    "generator": {
-        "stylegan2": "fam.models.stylegan2:build_generator",
-    },
-    "inverter": {
-        "projection": "fam.inversion:build_projection_inverter",
-        "e4e": "fam.models.e4e:build_inverter",
-        "fam-encoder": "fam.training.encoder_net:build_inverter",
-    },
-    "identity": {
-        "dlib": "fam.faces.dlib_resnet:build_identity_encoder",
-    },
-    "attribute": {
-        "fam-attr": "fam.faces.attributes:build_attribute_encoder",
-        "farl": "fam.faces.farl:build_farl_encoder",
-    },
-}
-
-
-def register(role: str, name: str, target: str) -> None:
-    """Add a builder (``"package.module:function"``); tests register their tiny models here."""
-    if role not in ROLES:
-        raise ValueError(f"unknown model role {role!r}; roles: {', '.join(ROLES)}")
-    ROLES[role][name] = target
-
-
-def available(role: str) -> list[str]:
-    return sorted(ROLES[role])
+from fam.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -54,16 +27,56 @@ class BuildContext:
     generator: Generator | None = None  # set when building an inverter
 
 
+Builder = Callable[[ModelSpec, BuildContext], Any]
+
+
+def _role(role: str, targets: Mapping[str, str]) -> Registry[Builder]:
+    registry: Registry[Builder] = Registry(
+        f"{role} model", hint=f"set models.{role}.name to one of them (params.yaml or --set)"
+    )
+    for name, target in targets.items():
+        registry.register(name, target)
+    return registry
+
+
+ROLES: dict[str, Registry[Builder]] = {
+    "generator": _role("generator", {"stylegan2": "fam.models.stylegan2:build_generator"}),
+    "inverter": _role(
+        "inverter",
+        {
+            "projection": "fam.inversion:build_projection_inverter",
+            "e4e": "fam.models.e4e:build_inverter",
+            "fam-encoder": "fam.training.encoder_net:build_inverter",
+        },
+    ),
+    "identity": _role("identity", {"dlib": "fam.faces.dlib_resnet:build_identity_encoder"}),
+    "attribute": _role(
+        "attribute",
+        {
+            "fam-attr": "fam.faces.attributes:build_attribute_encoder",
+            "farl": "fam.faces.farl:build_farl_encoder",
+        },
+    ),
+}
+
+
+def _registry(role: str) -> Registry[Builder]:
+    if role not in ROLES:
+        raise ValueError(f"unknown model role {role!r}; roles: {', '.join(ROLES)}")
+    return ROLES[role]
+
+
+def register(role: str, name: str, target: str | Builder, *, replace: bool = False) -> None:
+    """Add a builder (``"package.module:function"`` or the function); a taken name is refused."""
+    _registry(role).register(name, target, replace=replace)
+
+
+def available(role: str) -> list[str]:
+    return _registry(role).names()
+
+
 def build(role: str, spec: ModelSpec, ctx: BuildContext) -> Any:
-    table = ROLES[role]
-    if spec.name not in table:
-        raise ConfigError(
-            f"models.{role}.name = {spec.name!r} is not a known {role}; "
-            f"valid names: {', '.join(sorted(table)) or '(none registered)'}"
-        )
-    module_name, func_name = table[spec.name].split(":")
-    builder = getattr(importlib.import_module(module_name), func_name)
-    model = builder(spec, ctx)
+    model = _registry(role).get(spec.name)(spec, ctx)
     if isinstance(model, torch.nn.Module):
         model.eval().requires_grad_(False)
     return model

@@ -29,27 +29,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from fam.errors import ConfigError, InputError
-from fam.weights import WeightEntry, register, resolve
+from fam.weights import get as weight_entry
+from fam.weights import resolve
 
 BLUR_KERNEL = (1, 3, 3, 1)
 SQRT2 = math.sqrt(2.0)
 
-GENERATOR_WEIGHTS = register(
-    WeightEntry(
-        name="stylegan2-ffhq-config-f",
-        role="StyleGAN2 FFHQ 1024 px generator (config-f), rosinality format",
-        source="user",
-        location="stylegan2-ffhq-config-f.pt (rosinality convert_weight.py output: {'g_ema', 'latent_avg'})",
-        license="NVIDIA Source Code License-NC (StyleGAN2 weights): non-commercial research only",
-        sha256=None,
-        how_to_get=(
-            "convert NVIDIA's stylegan2-ffhq-config-f.pkl with rosinality/stylegan2-pytorch "
-            "convert_weight.py, "
-            "or point models.generator.weights at an e4e checkpoint (its decoder is the same generator), "
-            "and pin the file's sha256 in models.generator.sha256"
-        ),
-    )
-)
+GENERATOR_WEIGHTS = weight_entry("stylegan2-ffhq-config-f")  # fam/weights_catalog.py
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,8 +620,6 @@ def load_generator_file(path: str | Path, sha256: str | None) -> StyleGAN2Genera
 
 # --------------------------------------------------------------------------------------------
 # Factory builder.
-
-_ARCH_OPTIONS = ("resolution", "channels", "channel_multiplier", "n_mlp", "w_dim")
 
 
 def build_generator(spec: Any, ctx: Any) -> StyleGAN2Generator:

@@ -14,7 +14,6 @@ Two forms of the same training state:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,15 @@ from typing import Any
 import torch
 
 from fam.errors import InputError
+from fam.io_utils import atomic_open
 
 RETURN_LIMIT = 16 * 2**20  # bytes per lifeboat file: what a remote GPU run may return per file
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary name, fsync, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    """``torch.save`` streamed into the atomic writer: a crash never leaves half a checkpoint."""
+    with atomic_open(path) as fh:
         torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load(path: Path) -> dict[str, Any]:

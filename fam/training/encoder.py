@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from fam.config import EncoderTrainingConfig, _to_plain
 from fam.errors import InputError, OutputExistsError
+from fam.io_utils import atomic_write_bytes, sha256_file
 from fam.models.factory import BuildContext, build
 from fam.models.stylegan2 import StyleGAN2Generator, load_generator_file
 from fam.training import checkpoint as ckpt
 from fam.training.discriminator import Discriminator
 from fam.training.encoder_net import CompactEncoder, encoder_checkpoint
 from fam.training.pack import load_pack
-from fam.weights import sha256_file
 
 KIND = "fam-encoder-train-v1"
 
@@ -198,5 +198,5 @@ def train_encoder_run(
     if export is not None:
         Path(export).mkdir(parents=True, exist_ok=True)
         ckpt.atomic_save(encoder_checkpoint(trainer.E, gen.w_avg, prior_sha), Path(export) / "encoder.pt")
-        (Path(export) / "encoder_log.jsonl").write_bytes(log_file.read_bytes())
+        atomic_write_bytes(Path(export) / "encoder_log.jsonl", log_file.read_bytes())
     return summary

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from fam.config import ModelSpec
 from fam.errors import ConfigError, InputError
-from fam.weights import sha256_file
+from fam.io_utils import sha256_file
 
 KIND = "fam-encoder-v1"
 COARSE_END, MIDDLE_END = 3, 7  # W+ layers [0, 3) coarse, [3, 7) middle, rest fine (e4e's split)

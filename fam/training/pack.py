@@ -11,10 +11,8 @@ small GAN can resolve. Images are decoded once at load into a uint8 tensor (tens
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fam.dataset import scan_aligned
 from fam.errors import InputError
+from fam.io_utils import atomic_open, sha256_file
 from fam.training.splits import PeopleSplit, check_trainable, load_split
 
 FORMAT = "fam-facepack-v1"
@@ -105,18 +104,16 @@ def pack_faces(
         "rejects": bad,
     }
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        jpeg=np.frombuffer(b"".join(blobs), dtype=np.uint8),
-        offsets=offsets,
-        person=np.array(person_col),
-        stem=np.array(stem_col),
-        meta=np.array(json.dumps(meta)),
-    )
-    os.replace(tmp, out)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    with atomic_open(out) as fh:
+        np.savez(
+            fh,
+            jpeg=np.frombuffer(b"".join(blobs), dtype=np.uint8),
+            offsets=offsets,
+            person=np.array(person_col),
+            stem=np.array(stem_col),
+            meta=np.array(json.dumps(meta)),
+        )
+    digest = sha256_file(out)
     return PackReport(out, len(blobs), meta["people"], excluded, bad, out.stat().st_size, digest)
 
 

@@ -9,9 +9,7 @@ log and a samples grid in ``export``.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from tqdm import tqdm
 from fam.config import PriorTrainingConfig, _to_plain
 from fam.errors import InputError, OutputExistsError
 from fam.evaluate.fid import InceptionFeatures, fid_from_features
+from fam.io_utils import atomic_open, atomic_write_bytes, atomic_write_json, sha256_file
 from fam.models.stylegan2 import StyleGAN2Generator
 from fam.runtime import Engine
 from fam.training.pack import load_pack
@@ -72,7 +71,8 @@ def _fid(trainer: PriorTrainer, out: Path, n: int) -> float:
         ref = np.load(ref_file)
     else:
         ref = inception.features(_real_batches(trainer.images, n))
-        np.save(ref_file, ref)
+        with atomic_open(ref_file) as fh:  # a cut-off cache would be loaded by the next run
+            np.save(fh, ref)
     return fid_from_features(inception.features(_sample_batches(trainer.G_ema, n, trainer.device)), ref)
 
 
@@ -113,17 +113,16 @@ def train_prior_run(
         else:
             raise InputError(f"--resume: neither {state_file} nor a lifeboat folder ({lifeboat}) exists")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "training_options.json").write_text(
-        json.dumps(
-            {
-                "config": _to_plain(cfg),
-                "data": str(data),
-                "pack_meta": {k: v for k, v in pack.meta.items() if k != "rejects"},
-                "engine": engine.describe(),
-                "threads": torch.get_num_threads(),
-            },
-            indent=1,
-        )
+    atomic_write_json(
+        out / "training_options.json",
+        {
+            "config": _to_plain(cfg),
+            "data": str(data),
+            "pack_meta": {k: v for k, v in pack.meta.items() if k != "rejects"},
+            "engine": engine.describe(),
+            "threads": torch.get_num_threads(),
+        },
+        sort_keys=False,
     )
     log_file = out / "log.jsonl"
     target = int((kimg if kimg is not None else cfg.kimg) * 1000)
@@ -204,7 +203,7 @@ def train_prior_run(
         export = Path(export)
         trainer.write_lifeboat(export)
         save_image(trainer.samples(64), export / "samples.png", nrow=8, normalize=True, value_range=(-1, 1))
-        (export / "log.jsonl").write_bytes(log_file.read_bytes())
+        atomic_write_bytes(export / "log.jsonl", log_file.read_bytes())
     return RunSummary(trainer.step, trainer.nimg / 1000, resumed_from, seconds, rate, last_fid)
 
 
@@ -214,14 +213,13 @@ def reference_features(data: Path, samples: int, device: torch.device) -> np.nda
     The cache name carries the pack's sha256 and the count, so a repacked file is never scored
     against stale features. Embedding 5k faces costs ~15 min on two CPU cores; this pays it once.
     """
-    digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()[:16]
+    digest = sha256_file(data)[:16]
     cache = Path(data).with_name(f"{Path(data).stem}.fid-ref-{samples}-{digest}.npy")
     if cache.is_file():
         return np.load(cache)
     ref = InceptionFeatures(device).features(_real_batches(load_pack(data).images, samples))
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, ref)
-    os.replace(tmp, cache)
+    with atomic_open(cache) as fh:
+        np.save(fh, ref)
     return ref
 
 

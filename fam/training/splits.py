@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 from fam.errors import InputError
+from fam.io_utils import atomic_write_text
 
 SALT = "fam-lfw-people-split-v1:"
 HELDOUT_FRACTION = 0.25
@@ -123,8 +124,7 @@ def main() -> None:
         raise SystemExit("data/lfw/images is missing: run `dvc pull` from the project root first")
     counts = {d.name: sum(1 for _ in d.glob("*.jpg")) for d in sorted(images.iterdir()) if d.is_dir()}
     doc = make_split(counts)
-    SPLIT_FILE.parent.mkdir(parents=True, exist_ok=True)
-    SPLIT_FILE.write_text(json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(SPLIT_FILE, json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc["counts"], indent=1))
 
 

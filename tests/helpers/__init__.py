@@ -1,1 +1,1 @@
-"""Helpers shared by several test modules (fixtures and hooks stay in tests/conftest.py)."""
+"""Code shared by several test modules; ``tests/conftest.py`` keeps only fixtures and hooks."""

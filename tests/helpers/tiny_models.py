@@ -1,17 +1,39 @@
 """Tiny random models behind the engine's interfaces, for fast unit tests only.
 
-They are registered in the model factory under the name ``tiny`` by ``conftest.py``; nothing
-outside ``tests/`` can select them.
+``conftest.py`` registers them in the model factory under the name ``tiny`` (``register_tiny_models``);
+nothing outside ``tests/`` can select them. ``TINY_SETTINGS`` selects them in ``params.yaml`` terms.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fam.config import ModelSpec
+from fam.evaluate.scoring import cosine_similarity
+from fam.models import factory
 from fam.models.factory import check_options
+
+TINY_SETTINGS: dict[str, Any] = {
+    "models": {
+        "generator": {"name": "tiny", "resolution": 32},
+        "inverter": {"name": "projection", "steps": 3, "lr": 0.05},
+        "identity": "tiny",
+        "attribute": "tiny",
+    },
+    "optimise": {"steps": 4, "margin": 0.0},  # the tiny identity model has no impostor calibration
+    "groups": {"single_image_views": 3, "max_batch_views": 8},
+    "runtime": {"device": "cpu"},
+}
+
+
+def register_tiny_models() -> None:
+    """Make ``name: tiny`` buildable for the generator, identity and attribute roles (once per process)."""
+    for role in ("generator", "identity", "attribute"):
+        factory.register(role, "tiny", f"{__name__}:build_tiny_{role}")
 
 
 class TinyGenerator(nn.Module):
@@ -88,3 +110,17 @@ def build_tiny_identity(spec: ModelSpec, ctx) -> TinyIdentity:
 def build_tiny_attribute(spec: ModelSpec, ctx) -> TinyAttribute:
     check_options(spec, "attribute", {})
     return TinyAttribute()
+
+
+class TinyRecognizer:
+    """A face recognizer for evaluation tests: a centred 4x4 thumbnail, compared by cosine."""
+
+    name = "tiny"
+    embedding_dim = 48
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(images, 4).flatten(1)
+        return x - x.mean(1, keepdim=True)
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return cosine_similarity(a, b)

@@ -1,0 +1,79 @@
+"""The command lines share one user-error handling: ``error: <what to do>`` on stderr, status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from fam.cli.common import USER_ERROR_EXIT_CODE, Command, key_options
+from fam.errors import InputError
+from tests.helpers.paths import ROOT
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("entry", ["fam", "tasks.stages"])
+def test_python_m_entry_points_report_a_user_error_without_a_traceback(tmp_path: Path, entry: str) -> None:
+    """``fam`` and the DVC stage commands share the handler (and --key-file from key_options)."""
+    missing = tmp_path / "no-such.fam-key"
+    (tmp_path / "in").mkdir()
+    args = {
+        "fam": ["key", "fingerprint", "--key-file", str(missing)],
+        "tasks.stages": [
+            "validate",
+            "release",
+            str(tmp_path),
+            "--aligned",
+            str(tmp_path / "in"),
+            "--key-file",
+            str(missing),
+        ],
+    }[entry]
+    res = subprocess.run(
+        [sys.executable, "-m", entry, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == USER_ERROR_EXIT_CODE == 2
+    assert (
+        res.stderr
+        == f"error: key file {missing} does not exist; create one with `fam key new --out {missing}`\n"
+    )
+    assert res.stdout == ""
+
+
+def test_a_command_of_the_shared_class_turns_user_errors_into_status_2() -> None:
+    @click.command(cls=Command)
+    @key_options
+    def probe(key_file: Path | None, key_env: str | None, research_seed: int | None) -> None:
+        raise InputError(f"bad input ({research_seed}); fix it like this")
+
+    res = CliRunner().invoke(probe, ["--research-seed", "7"])
+    assert res.exit_code == 2 and res.output == "error: bad input (7); fix it like this\n"
+    usage = CliRunner().invoke(probe, ["--key", "00"])  # no option takes key material
+    assert usage.exit_code == 2 and "No such option '--key'" in usage.output
+
+
+def test_shared_options_and_the_error_handler_are_declared_once() -> None:
+    """Commands under fam/, tasks/ and flows/ take them from fam.cli.common instead of redeclaring."""
+    shared = ROOT / "fam" / "cli" / "common.py"
+    declarations = (
+        '"--params"',
+        '"--set"',
+        '"--key-file"',
+        '"--key-env"',
+        '"--research-seed"',
+        "except UserError",
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {d}"
+        for package in ("fam", "tasks", "flows")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != shared
+        for d in declarations
+        if d in path.read_text()
+    ]
+    assert found == []
