@@ -313,6 +313,10 @@ class MapperAttackConfig:
 class EvaluateConfig:
     # FR evaluators (fam.recognizers names); options go beside the name, e.g. weight paths
     recognizers: tuple[ModelSpec, ...] = field(default=(ModelSpec("dlib"),), metadata={"role": "recognizer"})
+    # release: every image set (originals, threshold set, baselines, protected, reconstructions) is
+    # resized to the release's resolution before the evaluator sees it, so resolution alone cannot
+    # lower genuine scores and inflate PSR; native: each set at the size it is stored in (old reports)
+    score_at: Literal["release", "native"] = "release"
     fmrs: tuple[float, ...] = setting((1e-3, 1e-4, 1e-5), gt=0, lt=1)  # FMR 0.1 %, 0.01 %, 0.001 %
     min_impostor_pairs: int = setting(
         300_000, ge=1
@@ -324,7 +328,8 @@ class EvaluateConfig:
     score_chunk: int = setting(2048, ge=1)  # rows per block of a similarity matrix
     fid: bool = True
     fid_batch: int = setting(16, ge=1)
-    baselines: tuple[Literal["blur", "pixelate"], ...] = ("blur", "pixelate")
+    # downsample: the original at the release resolution and nothing else (what resolution alone does)
+    baselines: tuple[Literal["blur", "pixelate", "downsample"], ...] = ("blur", "pixelate", "downsample")
     blur_sigma: float = setting(0.04, gt=0)  # Gaussian sigma as a fraction of the image side
     pixelate_blocks: int = setting(8, ge=1)  # the image becomes pixelate_blocks x pixelate_blocks cells
     attacks: tuple[Literal["latent_replacement", "mapper"], ...] = ("latent_replacement", "mapper")

@@ -2,7 +2,9 @@
 
 ``tests/data/evaluation/`` holds ``metrics.json`` and ``report.md`` of the tiny evaluation
 (:mod:`tests.helpers.tiny_evaluation`) as written by ``evaluate_release`` before it became a loop
-over registered evaluations; the registry must reproduce them.
+over registered evaluations; the registry must reproduce them. They were regenerated once since,
+when same-resolution scoring and the downsample baseline landed: the diff added the scoring line
+and the downsample rows and moved no other number.
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ def test_no_image_set_is_embedded_twice(inputs: TinyEvaluationInputs, tmp_path: 
     )
     n = int(result.metrics["n_items"])
     thresholds, attacks = 90, 8 + 28  # impostor images; latent replacement and mapper reconstructions
-    # originals, protected under keys 1-3, each of two baselines: once each
-    assert rec.images == thresholds + n * (1 + 3 + 2) + attacks
+    # originals, protected under keys 1-3, each of three baselines: once each
+    assert rec.images == thresholds + n * (1 + 3 + 3) + attacks
 
 
 def test_evaluations_that_do_not_apply_say_so(inputs: TinyEvaluationInputs, tmp_path: Path) -> None:
@@ -156,8 +158,8 @@ def test_report_order_is_fixed_and_every_setting_choice_is_registered() -> None:
     hints = typing.get_type_hints(EvaluateConfig)  # the choices a user has: tuple[Literal[...], ...]
     assert set(get_args(get_args(hints["baselines"])[0])) == set(BASELINES.names())
     assert set(get_args(get_args(hints["attacks"])[0])) == set(ATTACKS.names())
-    with pytest.raises(ConfigError, match="blur, pixelate"):
-        baseline_transform("sharpen", Params().evaluate)
+    with pytest.raises(ConfigError, match="blur, downsample, pixelate"):
+        baseline_transform("sharpen", Params().evaluate, 64)
 
 
 def test_metrics_artifact_refuses_families_that_do_not_match(tmp_path: Path) -> None:

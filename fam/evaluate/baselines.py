@@ -1,11 +1,14 @@
 """Classic obfuscation baselines scored by the same code as the method.
 
-Both act on image batches ``[B, 3, S, S]`` in [-1, 1] and are defined relative to the image
-side, so a setting means the same at every resolution. Neither has a key: they are scored for
-anonymity, recognition utility and FID only.
+All act on image batches ``[B, 3, S, S]`` in [-1, 1] and are defined relative to the image
+side, so a setting means the same at every resolution. None has a key: they are scored for
+anonymity, recognition utility and FID only. ``downsample`` resizes to the release resolution and
+back, so it shows what the release resolution alone does to scores (with ``evaluate.score_at:
+release`` every set is already at that resolution and it is the identity: PSR 0, a sanity row).
 
 Each is registered in :data:`BASELINES` under its ``evaluate.baselines`` name as a builder
-``EvaluateConfig -> (images -> images)``; the evaluation reads only the registry.
+``(EvaluateConfig, release resolution) -> (images -> images)``; the evaluation reads only the
+registry.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from fam.registry import Registry
 
 Transform = Callable[[torch.Tensor], torch.Tensor]  # [B, 3, S, S] -> [B, 3, S, S], both in [-1, 1]
 
-BASELINES: Registry[Callable[[EvaluateConfig], Transform]] = Registry(
+BASELINES: Registry[Callable[[EvaluateConfig, int], Transform]] = Registry(
     "baseline", hint="set evaluate.baselines to registered names (fam.evaluate.baselines.BASELINES)"
 )
 
@@ -46,18 +49,32 @@ def pixelate(images: torch.Tensor, blocks: int) -> torch.Tensor:
     return F.interpolate(small, size=images.shape[-2:], mode="nearest")
 
 
-def _blur(cfg: EvaluateConfig) -> Transform:
+def downsample(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Antialiased resize to ``side`` px, then bicubic back to the input size (the identity at ``side``)."""
+    size = images.shape[-1]
+    if size == side:
+        return images
+    small = F.interpolate(images, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=(size, size), mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def _blur(cfg: EvaluateConfig, resolution: int) -> Transform:
     return lambda x: gaussian_blur(x, cfg.blur_sigma)
 
 
-def _pixelate(cfg: EvaluateConfig) -> Transform:
+def _pixelate(cfg: EvaluateConfig, resolution: int) -> Transform:
     return lambda x: pixelate(x, cfg.pixelate_blocks)
+
+
+def _downsample(cfg: EvaluateConfig, resolution: int) -> Transform:
+    return lambda x: downsample(x, resolution)
 
 
 BASELINES.register("blur", _blur)
 BASELINES.register("pixelate", _pixelate)
+BASELINES.register("downsample", _downsample)
 
 
-def baseline_transform(name: str, cfg: EvaluateConfig) -> Transform:
-    """The transform of the baseline ``name`` under these settings."""
-    return BASELINES.get(name)(cfg)
+def baseline_transform(name: str, cfg: EvaluateConfig, resolution: int) -> Transform:
+    """The transform of the baseline ``name`` under these settings, for a release at ``resolution`` px."""
+    return BASELINES.get(name)(cfg, resolution)

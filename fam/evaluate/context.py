@@ -10,7 +10,7 @@ evaluations asking for the same embeddings get the same tensor; no image is embe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ from fam.artifacts.evaluation import Family
 from fam.config import EvaluateConfig, Params
 from fam.evaluate import thresholds as thr
 from fam.evaluate.baselines import Transform
-from fam.evaluate.images import Release, iter_image_batches, match_items
+from fam.evaluate.images import Release, iter_image_batches, match_items, resize_batch
 from fam.evaluate.scoring import embed_batches, labelled_pair_scores
 from fam.interfaces import FaceRecognizer, Generator, Inverter
 from fam.keys import Key
@@ -65,6 +65,7 @@ class EvaluationContext:
     literature: dict[str, thr.EvaluatorThresholds]  # the published table, where it has the evaluator
     key: Key | None
     models: tuple[Generator, Inverter] | None
+    score_size: int = 0  # px every image set is loaded at before embedding (0: its own size)
     say: Say = print
     _embeddings: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict, repr=False)
     _pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
@@ -98,7 +99,13 @@ class EvaluationContext:
     def _embed_files(
         self, rec: FaceRecognizer, paths: list[Path], transform: Transform | None = None
     ) -> torch.Tensor:
-        return embed_batches(rec, iter_image_batches(paths, self.cfg.embed_batch, None, transform))
+        return embed_batches(rec, self.image_batches(paths, self.cfg.embed_batch, transform))
+
+    def image_batches(
+        self, paths: list[Path], batch: int, transform: Transform | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Image batches at the scoring size (``transform`` after the resize)."""
+        return iter_image_batches(paths, batch, self.score_size or None, transform)
 
     def originals(self, rec: FaceRecognizer) -> torch.Tensor:
         """``[N, D]`` embeddings of release 1's originals, in item order."""
@@ -129,7 +136,7 @@ class EvaluationContext:
         """``[N, D]`` embeddings of release 1's originals after the baseline ``name``."""
         from fam.evaluate.baselines import baseline_transform
 
-        transform = baseline_transform(name, self.cfg)
+        transform = baseline_transform(name, self.cfg, self.release.resolution)
         return self._cached(
             rec,
             f"baseline:{name}",
@@ -145,6 +152,8 @@ class EvaluationContext:
     def reconstruction(self, rec: FaceRecognizer, attack: str) -> torch.Tensor:
         """``[n, D]`` embeddings of one attack's reconstructions."""
         images = self.reconstructions()[attack].images
+        if self.score_size and images.shape[-1] != self.score_size:
+            images = resize_batch(images, self.score_size)
         batch = self.cfg.embed_batch
         return self._cached(
             rec,

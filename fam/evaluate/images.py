@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from fam.artifacts import KeyIdentity, ProtectManifest
 from fam.errors import InputError
@@ -78,6 +79,7 @@ class Release:
     key: KeyIdentity  # kind, fingerprint[, research seed]: never the material
     generator_id: str
     params_digest: str
+    resolution: int  # side of the released images (px)
 
     @property
     def persons(self) -> list[str]:
@@ -115,13 +117,31 @@ def load_release(out_dir: str | Path) -> Release:
         raise InputError(f"release {root} is incomplete:\n  {shown}{more}")
     if not items:
         raise InputError(f"release {root} has no items")
+    sides = {image_side(items[0].protected), image_side(items[-1].protected)}
+    if len(sides) != 1:
+        raise InputError(
+            f"release {root} holds images of several sizes ({sorted(sides)} px); re-run `fam protect`"
+        )
     return Release(
         root=root,
         items=tuple(items),
         key=manifest.key,
         generator_id=manifest.generator_id,
         params_digest=manifest.params_digest,
+        resolution=sides.pop(),
     )
+
+
+def resize_batch(images: torch.Tensor, side: int) -> torch.Tensor:
+    """``[B, 3, S, S]`` -> ``[B, 3, side, side]`` (antialiased when shrinking), range kept."""
+    mode = {"mode": "bilinear", "align_corners": False, "antialias": images.shape[-1] > side}
+    return torch.nn.functional.interpolate(images, size=(side, side), **mode).clamp(-1, 1)
+
+
+def image_side(path: Path) -> int:
+    """Width of an image from its header (no pixel is decoded)."""
+    with Image.open(path) as img:
+        return int(img.size[0])
 
 
 def match_items(first: Release, second: Release) -> tuple[list[int], list[int]]:

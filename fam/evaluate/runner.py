@@ -85,6 +85,7 @@ class EvaluationPlan:
     naive: Release | None
     recognizers: tuple[FaceRecognizer, ...]
     thresholds: ThresholdSource
+    score_size: int  # px every image set is scored at (0: each at its own size, evaluate.score_at)
     key: Key | None  # of the release; research keys come from its manifest
     models: tuple[Generator, Inverter] | None  # for the latent-replacement attack and the key face
     attacks: tuple[str, ...]  # attacks that will run (held-out people exist)
@@ -102,6 +103,7 @@ class EvaluationPlan:
             else f"computed from {len(src.images)} images of {len({i.person for i in src.images})} people "
             f"not in the release ({src.root})",
             "recognizers": [r.name for r in self.recognizers],
+            "scored_at": f"{self.score_size} px" if self.score_size else "native sizes",
             "attacks": list(self.attacks),
             "key": {"fingerprint": self.key.fingerprint, "kind": self.key.kind} if self.key else None,
             "models": {"generator": self.models[0].generator_id, "inverter": type(self.models[1]).__name__}
@@ -134,7 +136,14 @@ def plan_evaluation(
     extra = tuple(load_release(d) for d in key_release_dirs)
     naive = load_release(naive_release_dir) if naive_release_dir is not None else None
     recs = tuple(recognizers) if recognizers is not None else tuple(build_recognizers(params))
-    source = _threshold_source(cfg, recs, aligned_dir, thresholds_from, set(rel1.persons))
+    score_size = rel1.resolution if cfg.score_at == "release" else 0
+    for other in (rel2, naive, *extra):
+        if other is not None and score_size and other.resolution != score_size:
+            raise InputError(
+                f"release {other.root} is at {other.resolution} px but {rel1.root} at {score_size} px; "
+                "compare releases of one generator resolution"
+            )
+    source = _threshold_source(cfg, recs, aligned_dir, thresholds_from, set(rel1.persons), score_size)
 
     key = _resolve_key(rel1, key)
     train, held = split_people(rel1.persons, cfg.mapper.train_fraction)
@@ -163,6 +172,7 @@ def plan_evaluation(
         naive=naive,
         recognizers=recs,
         thresholds=source,
+        score_size=score_size,
         key=key,
         models=models,
         attacks=attacks,
@@ -213,7 +223,7 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
         f"[evaluate] {len(rel1.items)} protected images of {len(set(rel1.persons))} people; "
         f"evaluators {names}"
     )
-    sets = _thresholds(cfg, plan.recognizers, plan.thresholds, say)
+    sets = _thresholds(cfg, plan.recognizers, plan.thresholds, plan.score_size, say)
     thr.save(out / "thresholds.json", sets)
     lit = {
         n: s for n in names if cfg.literature_thresholds and (s := thr.literature(n, cfg.fmrs)) is not None
@@ -236,6 +246,7 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
         literature=lit,
         key=plan.key,
         models=plan.models,
+        score_size=plan.score_size,
         say=say,
     )
     values: dict[str, tuple[float, Family]] = {}
@@ -279,6 +290,7 @@ def _threshold_source(
     aligned_dir: str | Path,
     source: str | Path | None,
     evaluated: set[str],
+    score_size: int,
 ) -> ThresholdSource:
     evaluated_hashes = {person_hash(p) for p in evaluated}
     if source is not None and Path(source).is_file():
@@ -286,6 +298,14 @@ def _threshold_source(
         missing = [r.name for r in recs if r.name not in sets]
         if missing:
             raise InputError(f"{source} holds no thresholds for {', '.join(missing)}; recompute them")
+        other = sorted({sets[r.name].image_size for r in recs} - {score_size})
+        if other:
+            at = lambda s: f"{s} px" if s else "native sizes"  # noqa: E731
+            raise InputError(
+                f"{source} holds thresholds scored at {at(other[0])}, but this evaluation scores at "
+                f"{at(score_size)} (evaluate.score_at); thresholds only hold at the resolution they were "
+                "measured at: give --thresholds-from an aligned folder to recompute them"
+            )
         thr.check_disjoint(sets, evaluated_hashes)
         return ThresholdSource(Path(source), {r.name: sets[r.name] for r in recs}, ())
     root = Path(source) if source is not None else Path(aligned_dir)
@@ -308,6 +328,7 @@ def _thresholds(
     cfg: EvaluateConfig,
     recs: Sequence[FaceRecognizer],
     source: ThresholdSource,
+    score_size: int,
     say: Callable[..., None],
 ) -> dict[str, thr.EvaluatorThresholds]:
     if source.saved is not None:
@@ -319,7 +340,9 @@ def _thresholds(
     out = {}
     labels = [i.person for i in chosen]
     for rec in recs:
-        emb = embed_batches(rec, iter_image_batches([i.path for i in chosen], cfg.embed_batch))
+        emb = embed_batches(
+            rec, iter_image_batches([i.path for i in chosen], cfg.embed_batch, score_size or None)
+        )
         _, impostor = labelled_pair_scores(emb, labels, rec.similarity, chunk=cfg.score_chunk)
         out[rec.name] = thr.from_impostor_scores(
             rec.name,
@@ -329,6 +352,7 @@ def _thresholds(
             people=tuple(person_hash(p) for p in people),
             data_hash=digest,
             min_pairs=cfg.min_impostor_pairs,
+            image_size=score_size,
         )
     return out
 
@@ -398,6 +422,12 @@ def _render(
         f"- second key: `{rel2.root}` ({rel2.key.fingerprint})" if rel2 else "- second key: none",
         f"- evaluators: {', '.join(ctx.names)}; a comparison matches when similarity >= threshold; "
         "PSR = share of comparisons that do not match (%)",
+        f"- scored at {ctx.score_size} px: originals, threshold set, baselines, protected images and "
+        "reconstructions are all resized to the release resolution before embedding (evaluate.score_at)"
+        if ctx.score_size
+        else "- scored at native sizes (evaluate.score_at: native): originals and the threshold set at their "
+        f"aligned size, protected images at {rel1.resolution} px; lower resolution alone lowers genuine "
+        "scores, so PSR is inflated (see the downsample baseline)",
         "",
         "## Thresholds",
         "",

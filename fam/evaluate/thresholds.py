@@ -46,6 +46,7 @@ class EvaluatorThresholds:
     data_hash: str  # sha256 of the impostor image list with sizes ("" for literature)
     people: tuple[str, ...] = field(default=())  # person hashes, for the disjointness check
     above: dict[str, int] = field(default_factory=dict)  # impostor pairs >= each threshold
+    image_size: int = 0  # px the impostor images were scored at (0: each at its own size, or literature)
 
     def at(self, fmr: float) -> float:
         return self.thresholds[fmr_tag(fmr)]
@@ -70,6 +71,7 @@ def from_impostor_scores(
     people: tuple[str, ...],  # person hashes of the impostor set
     data_hash: str,
     min_pairs: int,
+    image_size: int = 0,
 ) -> EvaluatorThresholds:
     if impostor.size < min_pairs:
         raise InputError(
@@ -88,6 +90,7 @@ def from_impostor_scores(
         data_hash=data_hash,
         people=tuple(sorted(people)),
         above=above,
+        image_size=image_size,
     )
 
 
