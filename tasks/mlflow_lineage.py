@@ -591,14 +591,17 @@ def pipeline_keys(protect_root: Path) -> list[str]:
     return keys
 
 
+STAGE_SOURCE = "tasks/stages.py:report"  # the `report` stage command (DVC and the main job)
+
+
 def open_pipeline_run(store: Store, params: Params, keys: list[str]) -> str:
     """The ``report`` stage's run, opened before its metrics gate; named after the stage and keys."""
     return open_run(
         store,
         run_name=f"report ({', '.join(keys)})",
-        source_name="dvc.yaml:report",
+        source_name=STAGE_SOURCE,
         params=params,
-        tags={"flow": "dvc", "dvc_stage": "report"},
+        tags={"flow": "dvc", "stage": "report"},
     )
 
 
@@ -658,10 +661,10 @@ def record_pipeline(
                     aligned_dir=aligned_dir,
                     validation_reports=sorted(validation_dir.glob(f"release-{k}.json")),
                     run_name=f"protect@{k}",
-                    source_name=f"dvc.yaml:protect@{k}",
+                    source_name=STAGE_SOURCE,
                     extra_tags={
                         "flow": "dvc",
-                        "dvc_stage": f"protect@{k}",
+                        "stage": f"protect@{k}",
                         **({"evaluation_run_id": parent} if k == evaluated_key else {}),
                     },
                 ),

@@ -330,7 +330,7 @@ def test_dvc_pipeline_runs_are_named_after_their_stages(tmp_path, store):
     client = _client(store)
     parent = client.get_run(out["parent_run_id"])
     assert parent.info.run_name == "report (k1, k2)" and parent.info.status == "FINISHED"
-    assert parent.data.tags["mlflow.source.name"] == "dvc.yaml:report"
+    assert parent.data.tags["mlflow.source.name"] == "tasks/stages.py:report"
     assert "fam.key_fingerprint" not in parent.data.tags  # the releases are the child runs
     assert parent.data.tags["fam.params_digest"] == params.method_digest()
     assert "anonymity/psr_anonymity_tiny_fmr1e-3" in parent.data.metrics
@@ -339,7 +339,7 @@ def test_dvc_pipeline_runs_are_named_after_their_stages(tmp_path, store):
         assert (
             run.info.run_name == f"protect@{k}" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         )
-        assert run.data.tags["fam.dvc_stage"] == f"protect@{k}"
+        assert run.data.tags["fam.stage"] == f"protect@{k}"
         assert [r["run_id"] for r in lineage.releases_for(store, fps[k])] == [rid]
     assert client.get_run(out["release_runs"]["k1"]).data.tags["fam.evaluation_run_id"] == parent.info.run_id
 
