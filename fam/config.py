@@ -231,6 +231,10 @@ class GroupsConfig:
     single_image_views: int = setting(5, ge=1)
     # memory bound: views that go through the models in one batch (>= 2: the consistency term needs pairs)
     max_batch_views: int = setting(24, ge=2)
+    # false: every batch holds one person's views, so a person's protected images are the same
+    # bytes whoever else is in the run or shard (float rounding in batched kernels depends on
+    # the batch); true: small persons share batches (faster, results depend on the company)
+    pack_persons: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -277,6 +281,8 @@ class AlignConfig:
     max_pixels: int = setting(
         64_000_000, ge=1
     )  # decompression-bomb guard: larger images are "too_large", never decoded
+    # files larger than this are "file_too_large", never read (a huge file that starts as a valid JPEG)
+    max_file_bytes: int = setting(200_000_000, ge=1)
     detect_max_side: int = setting(
         1024, ge=48
     )  # photos are downscaled to this for detection; landmarks map back

@@ -14,9 +14,10 @@ from pathlib import Path
 from fam.artifacts import AlignManifest, Reject
 from fam.errors import InputError
 from fam.faces.imageio import read_face
+from fam.folder_entries import scan_person_folders
+from fam.outdir import inside
 
-NOT_A_FILE = "not_a_file"  # a folder (or other non-file) inside a person folder
-NOT_IN_PERSON_FOLDER = "not_in_person_folder"  # a file directly in the input folder
+OUTSIDE_INPUT = "outside_input"  # an align manifest row that points outside its folder
 
 
 @dataclass(frozen=True)
@@ -40,25 +41,20 @@ def scan_aligned(
     by_person: dict[str, list[FaceFile]] = {}
     rejects: list[Reject] = []
     if (aligned_dir / AlignManifest.FILENAME).is_file():
+        source = str(aligned_dir / AlignManifest.FILENAME)
         for row in AlignManifest.read(aligned_dir).aligned():
-            path = (aligned_dir / row.output_path).resolve()
+            try:
+                path = inside(aligned_dir, row.output_path, source=source)
+            except InputError as exc:  # an edited manifest must not make us read files elsewhere
+                rejects.append(Reject(OUTSIDE_INPUT, str(exc), input=row.output_path))
+                continue
             by_person.setdefault(row.person, []).append(FaceFile(path, row.person))
     else:
-        for person_dir in sorted(
-            p for p in aligned_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
-        ):
-            for file in sorted(f for f in person_dir.iterdir() if not f.name.startswith(".")):
-                if file.is_file():
-                    by_person.setdefault(person_dir.name, []).append(
-                        FaceFile(file.resolve(), person_dir.name)
-                    )
-                else:
-                    rejects.append(Reject(NOT_A_FILE, "nested folders are not read", input=str(file)))
-        loose = sorted(f for f in aligned_dir.iterdir() if f.is_file() and not f.name.startswith("."))
-        rejects.extend(
-            Reject(NOT_IN_PERSON_FOLDER, "put it in a folder named after the person", input=str(f))
-            for f in loose
-        )
+        for entry in scan_person_folders(aligned_dir):
+            if entry.reason:
+                rejects.append(Reject(entry.reason, entry.detail, input=str(entry.path)))
+            else:
+                by_person.setdefault(entry.person, []).append(FaceFile(entry.path.resolve(), entry.person))
     if persons is not None:
         missing = sorted(set(persons) - set(by_person))
         if missing:

@@ -1,8 +1,11 @@
 """Packing identity groups into memory-bounded batches.
 
 A group is all views of one person: their real images, or for a person with a single image,
-that image plus N augmented views. Small groups are packed together (first-fit decreasing, in
-a deterministic order) so that many of them share one pass through the models. A group larger
+that image plus N augmented views. By default every batch holds one group, so a person's
+results never depend on who else is protected: batched kernels round differently for other
+batch shapes and contents, and 50 Adam steps amplify that to visible pixel differences. With
+``pack=True`` small groups are packed together (first-fit decreasing, in a deterministic
+order) so that many of them share one pass through the models. A group larger
 than ``max_views`` is split into near-equal consecutive chunks optimised one after another;
 each later chunk sees the final identity embeddings of the earlier chunks as fixed anchors in
 the consistency term, i.e. it minimises eq. 3 over every pair that involves one of its views
@@ -35,7 +38,7 @@ class PlannedBatch:
         return tuple(dict.fromkeys(s.group for s in self.slots))
 
 
-def plan_batches(view_counts: Sequence[int], max_views: int) -> list[PlannedBatch]:
+def plan_batches(view_counts: Sequence[int], max_views: int, *, pack: bool = False) -> list[PlannedBatch]:
     if max_views < 2:
         raise ValueError("groups.max_batch_views must be at least 2 (the consistency term needs pairs)")
     if any(n < 1 for n in view_counts):
@@ -54,7 +57,7 @@ def plan_batches(view_counts: Sequence[int], max_views: int) -> list[PlannedBatc
                 )
             continue
         for b, free in enumerate(room):
-            if n <= free:
+            if pack and n <= free:
                 bins[b].append(g)
                 room[b] -= n
                 break

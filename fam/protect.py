@@ -9,7 +9,9 @@ Output layout (``OUT``)::
     settings.json                 the resolved settings of the run (private: names local paths)
     latents/<pseudonym>.pt        protected latents z_p* (private)
     rejects.json                  inputs that could not be used, each with its reason
-    .fam/run.json, .fam/persons/  progress state for --resume
+    .fam/run.json, .fam/persons/  progress state for --resume; run.json also marks the folder as
+                                  this command's (--force replaces nothing else)
+    .fam/lock                     held while a run writes: a second run on OUT is refused
 
 The files' formats are owned by :mod:`fam.artifacts`.
 
@@ -48,16 +50,19 @@ from fam.dataset import Person, scan_aligned, validate_people
 from fam.errors import InputError, KeyMaterialError, OutputExistsError
 from fam.faces.imageio import load_face, png_bytes, to_uint8
 from fam.groups import plan_batches
-from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, sha256_bytes
+from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from fam.keys import Key, key_latent
 from fam.layers import LayerGroups, resolve_groups
 from fam.models.factory import ModelBundle, build_models
 from fam.optimise import ViewBatch, protect_views
+from fam.outdir import STATE_DIR, entries, make_dir, output_lock, remove_stale_temps
 from fam.provenance import code_version
 from fam.runtime import Engine, resolve_engine
 
-_OWNED = ("release", "latents", ".fam", ProtectManifest.FILENAME, Rejects.FILENAME, ResolvedSettings.FILENAME)
+# What --force may replace: this command's outputs, identified by its run record (the marker).
+_OWNED = ("release", "latents", ProtectManifest.FILENAME, Rejects.FILENAME, ResolvedSettings.FILENAME)
 _RUN_RECORD = "run.json"  # in OUT/.fam/: the manifest of the run without its items (what --resume checks)
+_PERSONS = "persons"  # in OUT/.fam/: one record per finished person (its items)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class ProtectSummary:
     key_fingerprint: str
     key_kind: str
     seconds: float
+    n_redone_persons: int = 0  # finished earlier, but their input files changed: protected again
+    n_removed_persons: int = 0  # finished earlier, no longer in the input: their outputs removed
+    n_stale_files: int = 0  # temporary files of an interrupted run, removed
 
 
 def check_paths(input_dir: Path, out_dir: Path) -> None:
@@ -82,45 +90,85 @@ def check_paths(input_dir: Path, out_dir: Path) -> None:
         raise InputError(f"input {inp} is inside the output {out}; choose an output folder elsewhere")
 
 
-def check_out_dir(out_dir: Path, run: ProtectManifest, resume: bool, force: bool) -> set[str]:
-    """Check ``out_dir`` (reading only); returns pseudonyms already finished (when resuming)."""
+def check_out_dir(out_dir: Path, run: ProtectManifest, resume: bool, force: bool) -> None:
+    """Check that ``out_dir`` is new, or this command's output that may be resumed or replaced."""
     if resume and force:
         raise InputError("choose either --resume (skip finished work) or --force (redo everything), not both")
-    state = out_dir / ".fam"
-    if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        if not resume:
-            raise OutputExistsError(
-                f"{out_dir} already holds output; pass --resume to skip finished persons "
-                "or --force to redo all"
-            )
-        previous = state / _RUN_RECORD
-        if not previous.is_file():
-            raise OutputExistsError(
-                f"{out_dir} is not empty and holds no fam run to resume; use another --out"
-            )
-        old, new = ProtectManifest.read(previous).run_fields(), run.run_fields()
-        for field in new:
-            if old[field] != new[field]:
-                raise OutputExistsError(
-                    f"{out_dir} was started with a different {field.replace('_', ' ')}; "
-                    "resume with the same key and settings, or use --force / another --out"
-                )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a folder")
+    if not entries(out_dir):
+        return
+    previous = out_dir / STATE_DIR / _RUN_RECORD
+    if not previous.is_file():
+        raise OutputExistsError(
+            f"{out_dir} is not empty and holds no `fam protect` output ({STATE_DIR}/{_RUN_RECORD} is "
+            "missing), so neither --resume nor --force may touch it; choose another --out"
+        )
+    if force:
+        return
     if not resume:
-        return set()
-    return {p.stem for p in (state / "persons").glob("*.json")}
+        raise OutputExistsError(
+            f"{out_dir} already holds output; pass --resume to skip finished persons or --force to redo all"
+        )
+    old, new = ProtectManifest.read(previous).run_fields(), run.run_fields()
+    for field in new:
+        if old[field] != new[field]:
+            raise OutputExistsError(
+                f"{out_dir} was started with a different {field.replace('_', ' ')}; "
+                "resume with the same key and settings, or use --force / another --out"
+            )
+
+
+@dataclass(frozen=True)
+class OutputState:
+    """How a resumed run reconciles ``OUT`` with the input it is given now."""
+
+    done: frozenset[str] = frozenset()  # finished, inputs unchanged: skipped
+    changed: tuple[str, ...] = ()  # finished, but files were added, removed or edited: redone
+    gone: tuple[str, ...] = ()  # finished, no longer in the input: outputs removed
+
+
+def output_state(
+    out_dir: Path, people: Sequence[Person], pseudonyms: Sequence[str], present: set[str]
+) -> OutputState:
+    """Compare the person records in ``out_dir`` with the input (file list and content hashes).
+
+    ``people``/``pseudonyms``: the persons of this run; ``present``: the pseudonyms of every
+    person the input holds now (a run on a subset must not remove the others' outputs).
+    """
+    records = {p.stem: p for p in (out_dir / STATE_DIR / _PERSONS).glob("*.json")}
+    done, changed = set(), []
+    for pseudonym, person in zip(pseudonyms, people, strict=True):
+        if pseudonym not in records:
+            continue
+        items = json.loads(records[pseudonym].read_text())
+        recorded = [(it["input"], it.get("input_sha256", "")) for it in items]
+        if recorded == [(str(f.path), sha256_file(f.path)) for f in person.files]:
+            done.add(pseudonym)
+        else:
+            changed.append(pseudonym)
+    gone = sorted(set(records) - present)
+    return OutputState(frozenset(done), tuple(changed), tuple(gone))
+
+
+def _remove_person(out_dir: Path, pseudonym: str) -> None:
+    """Delete one person's outputs; the record goes last, so an interrupted removal is redone."""
+    shutil.rmtree(out_dir / ReleaseIndex.FOLDER / "images" / pseudonym, ignore_errors=True)
+    (out_dir / "latents" / f"{pseudonym}.pt").unlink(missing_ok=True)
+    (out_dir / STATE_DIR / _PERSONS / f"{pseudonym}.json").unlink(missing_ok=True)
 
 
 def prepare_out_dir(out_dir: Path, run: ProtectManifest, force: bool) -> None:
     """Make ``out_dir`` ready for a run that :func:`check_out_dir` accepted."""
     if force:
-        for name in _OWNED:
-            target = out_dir / name
+        state = [out_dir / STATE_DIR / n for n in (_RUN_RECORD, _PERSONS)]  # the lock stays
+        for target in [out_dir / n for n in _OWNED] + state:
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    (out_dir / ".fam" / "persons").mkdir(parents=True, exist_ok=True)
-    run.write(out_dir / ".fam", _RUN_RECORD)
+    make_dir(out_dir / STATE_DIR / _PERSONS)
+    run.write(out_dir / STATE_DIR, _RUN_RECORD)
 
 
 def load_inversions(path: Path, generator_id: str) -> dict[str, torch.Tensor]:
@@ -145,7 +193,8 @@ class ProtectPlan:
     people: list[Person]
     rejects: list[Reject]
     pseudonyms: list[str]
-    done: set[str]  # pseudonyms a previous run finished (--resume)
+    state: OutputState  # what --resume skips, redoes and removes (as found when planning)
+    present: set[str]  # pseudonyms of every person the input holds (not only those of this run)
     run: ProtectManifest  # without items: recorded in .fam/run.json, then in the manifest; never the key
     inversions: dict[str, torch.Tensor]  # aligned path -> W+ from `fam invert` (empty: invert here)
     inversions_path: Path | None
@@ -154,6 +203,7 @@ class ProtectPlan:
     groups: LayerGroups  # W+ layer groups of this generator
     resume: bool
     force: bool
+    shared: bool  # one of several shards writing disjoint persons into out_dir (Prefect)
 
     def describe(self) -> dict[str, object]:
         n_images = sum(len(p.files) for p in self.people)
@@ -167,7 +217,9 @@ class ProtectPlan:
             "persons": len(self.people),
             "images": n_images,
             "rejected_inputs": len(self.rejects),
-            "persons_finished_by_previous_run": len(self.done & set(self.pseudonyms)),
+            "persons_finished_by_previous_run": len(self.state.done),
+            "persons_with_changed_inputs": len(self.state.changed),
+            "persons_no_longer_in_input": len(self.state.gone),
             "inversions": str(self.inversions_path) if self.inversions_path else "computed in this run",
             "inversions_reused": reused,
             "models": _describe_models(self.models),
@@ -197,9 +249,16 @@ def plan_protect(
     persons: Sequence[str] | None = None,
     resume: bool = False,
     force: bool = False,
+    shared: bool = False,
     models: ModelBundle | None = None,
 ) -> ProtectPlan:
-    """Check the key, settings, models, inputs and output folder as a run would; write nothing."""
+    """Check the key, settings, models, inputs and output folder as a run would; write nothing.
+
+    ``resume``: keep finished persons whose input files are unchanged, protect the others again
+    and remove the outputs of persons the input no longer holds. ``force``: replace this
+    command's earlier output (never a folder it did not write). ``shared``: several runs (Prefect
+    shards of one flow) write disjoint ``persons`` into ``out_dir`` at once.
+    """
     if key.kind == "research" and not params.release.allow_research_keys:
         raise KeyMaterialError(
             "a research key (plain integer seed) is insecure and cannot protect a release; use a key file "
@@ -225,7 +284,10 @@ def plan_protect(
         modconv=engine.modconv,
         key=KeyIdentity.from_dict(key.describe()),
     )
-    done = check_out_dir(out_dir, run, resume, force)
+    check_out_dir(out_dir, run, resume, force)
+    pseudonyms = [key.person_pseudonym(p.name) for p in people]
+    present = _present_pseudonyms(aligned_dir, key, people if persons is None else None)
+    state = output_state(out_dir, people, pseudonyms, present) if resume else OutputState()
     inv_path = Path(inversions) if inversions is not None else None
     inv_table = load_inversions(inv_path, gen.generator_id) if inv_path is not None else {}
     return ProtectPlan(
@@ -235,8 +297,9 @@ def plan_protect(
         params=params,
         people=people,
         rejects=rejects + more,
-        pseudonyms=[key.person_pseudonym(p.name) for p in people],
-        done=done,
+        pseudonyms=pseudonyms,
+        state=state,
+        present=present,
         run=run,
         inversions=inv_table,
         inversions_path=inv_path,
@@ -245,7 +308,15 @@ def plan_protect(
         groups=groups,
         resume=resume,
         force=force,
+        shared=shared,
     )
+
+
+def _present_pseudonyms(aligned_dir: Path, key: Key, people: Sequence[Person] | None) -> set[str]:
+    """Pseudonyms of every person in the input (``people`` when they are all of them)."""
+    if people is None:
+        people, _ = scan_aligned(aligned_dir)
+    return {key.person_pseudonym(p.name) for p in people}
 
 
 def protect_dataset(
@@ -258,10 +329,11 @@ def protect_dataset(
     persons: Sequence[str] | None = None,
     resume: bool = False,
     force: bool = False,
+    shared: bool = False,
     progress: bool = True,
     models: ModelBundle | None = None,
 ) -> ProtectSummary:
-    """Protect every person under ``aligned_dir`` with ``key``; see the module docstring."""
+    """Protect every person under ``aligned_dir`` with ``key``; see :func:`plan_protect`."""
     plan = plan_protect(
         aligned_dir,
         out_dir,
@@ -271,20 +343,34 @@ def protect_dataset(
         persons=persons,
         resume=resume,
         force=force,
+        shared=shared,
         models=models,
     )
     return run_protect(plan, progress=progress)
 
 
 def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
-    """Carry out a plan of :func:`plan_protect`."""
+    """Carry out a plan of :func:`plan_protect`, holding the output folder's lock."""
+    with output_lock(plan.out_dir, "protect", shared=plan.shared):
+        return _run_locked(plan, progress)
+
+
+def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
     start = time.perf_counter()
     key, params, out_dir, engine, models = plan.key, plan.params, plan.out_dir, plan.engine, plan.models
-    people, rejects, run, done = plan.people, plan.rejects, plan.run, plan.done
+    people, rejects, run = plan.people, plan.rejects, plan.run
     pseudonyms, groups, inv_table = plan.pseudonyms, plan.groups, plan.inversions
     device, gen = engine.device, models.generator
+    # Checked again under the lock: another run may have written here since the plan was made.
+    check_out_dir(out_dir, run, plan.resume, plan.force)
+    state = output_state(out_dir, people, pseudonyms, plan.present) if plan.resume else OutputState()
+    done = state.done
     engine.prepare(gen)
     prepare_out_dir(out_dir, run, plan.force)
+    # A shard must not delete another shard's temporary file between its write and its rename.
+    stale = [] if plan.shared else remove_stale_temps(out_dir)
+    for pseudonym in state.changed + state.gone:
+        _remove_person(out_dir, pseudonym)
     ResolvedSettings.of(
         "protect", params, device=str(device), precision=engine.precision, modconv=engine.modconv
     ).write(out_dir)
@@ -292,7 +378,7 @@ def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
 
     n_aug = params.groups.single_image_views
     counts = [len(p.files) if len(p.files) > 1 else 1 + n_aug for p in people]
-    batches = plan_batches(counts, params.groups.max_batch_views)
+    batches = plan_batches(counts, params.groups.max_batch_views, pack=params.groups.pack_persons)
     pending: dict[int, list[tuple[int, dict]]] = {}
     anchors: dict[int, list[torch.Tensor]] = {}
     total_views = sum(len(b.slots) for b in batches)
@@ -357,10 +443,13 @@ def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
         n_images=len(manifest.items),
         n_persons=len(people),
         n_rejected=len(rejects),
-        n_resumed_persons=len(done & set(pseudonyms)),
+        n_resumed_persons=len(done),
         key_fingerprint=key.fingerprint,
         key_kind=key.kind,
         seconds=seconds,
+        n_redone_persons=len(state.changed),
+        n_removed_persons=len(state.gone),
+        n_stale_files=len(stale),
     )
 
 
@@ -412,6 +501,7 @@ def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tup
         items.append(
             ProtectItem(
                 input=str(f.path),
+                input_sha256=sha256_file(f.path),
                 person=person.name,
                 pseudonym=pseudonym,
                 output=rel.as_posix(),
@@ -426,7 +516,7 @@ def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tup
         out_dir / "latents" / f"{pseudonym}.pt",
         {"names": [str(f.path) for f in person.files], "ws": torch.stack([v["ws"] for _, v in released])},
     )
-    atomic_write_json(out_dir / ".fam" / "persons" / f"{pseudonym}.json", [it.to_dict() for it in items])
+    atomic_write_json(out_dir / STATE_DIR / _PERSONS / f"{pseudonym}.json", [it.to_dict() for it in items])
 
 
 def _assemble(
@@ -434,11 +524,12 @@ def _assemble(
 ) -> ProtectManifest:
     """The manifest, rejects and release index from every finished person's state record."""
     items: list[ProtectItem] = []
-    for pseudonym in pseudonyms:
-        record = out_dir / ".fam" / "persons" / f"{pseudonym}.json"
+    # Pseudonym order: the order of real names would link pseudonyms back to a public name list.
+    for pseudonym in sorted(pseudonyms):
+        record = out_dir / STATE_DIR / _PERSONS / f"{pseudonym}.json"
         if not record.is_file():
             raise RuntimeError(f"internal error: no output recorded for person {pseudonym}")
-        items.extend(ProtectItem(**it) for it in json.loads(record.read_text()))
+        items.extend(ProtectItem(**{"input_sha256": "", **it}) for it in json.loads(record.read_text()))
     manifest = dataclasses.replace(run, items=tuple(items), rejects=tuple(rejects))
     manifest.write(out_dir)
     Rejects(tuple(rejects)).write(out_dir)
@@ -502,8 +593,16 @@ def plan_invert(
     aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
     check_paths(aligned_dir, out_dir)
     target = out_dir / Inversions.FILENAME
-    if target.exists() and not force:
-        raise OutputExistsError(f"{target} exists; pass --force to recompute it")
+    if target.exists():
+        if not force:
+            raise OutputExistsError(f"{target} exists; pass --force to recompute it")
+        try:
+            Inversions.read(target)
+        except InputError:
+            raise OutputExistsError(
+                f"{target} was not written by `fam invert`; --force replaces only that command's output: "
+                "move the file or choose another --out"
+            ) from None
     engine = resolve_engine(params.runtime)
     models = models or build_models(params.models, engine.device)
     people, rejects = scan_aligned(aligned_dir, persons)
@@ -530,7 +629,12 @@ def invert_dataset(
 
 
 def run_invert(plan: InvertPlan, *, progress: bool = True) -> Path:
-    """Carry out a plan of :func:`plan_invert`; returns the inversions file."""
+    """Carry out a plan of :func:`plan_invert` holding the folder's lock; returns the inversions file."""
+    with output_lock(plan.target.parent, "invert"):
+        return _invert_locked(plan, progress)
+
+
+def _invert_locked(plan: InvertPlan, progress: bool) -> Path:
     target, params, people, engine, models = plan.target, plan.params, plan.people, plan.engine, plan.models
     device, gen = engine.device, models.generator
     engine.prepare(gen)

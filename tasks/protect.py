@@ -119,6 +119,7 @@ def protect_shard(
         inversions=Path(inversions_dir) if inversions_dir else None,
         persons=persons,
         resume=True,
+        shared=True,  # shards of one flow write disjoint persons into one folder at once
         progress=False,
     )
     get_run_logger().info("protected %d images of %d people", summary.n_images, summary.n_persons)

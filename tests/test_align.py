@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,54 @@ def test_cli_prints_the_summary_table(tmp_path: Path) -> None:
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 2, again.output
     assert again.output.startswith(f"error: output folder {out.resolve()} is not empty; pass --resume")
+
+
+# ------------------------------------------------------------------------------------------
+# Whatever a folder holds.
+
+
+@pytest.mark.model
+def test_every_directory_entry_is_aligned_or_rejected_with_a_reason(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    _make_inputs(inp)  # alice, bob: images and junk files
+    odd = inp / "odd"
+    odd.mkdir()
+    (odd / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (odd / "loop.jpg").symlink_to(odd / "loop.jpg")
+    os.mkfifo(odd / "pipe.jpg")  # reading it would block for ever
+    (odd / "nested").mkdir()
+    (odd / ".DS_Store").write_bytes(b"\0")
+    (odd / "huge.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 5000)  # starts as a JPEG
+    (inp / "loose.jpg").write_bytes(b"x")
+    s = align_dataset(inp, tmp_path / "out", AlignConfig(size=32, max_file_bytes=4096), progress=False)
+    rows = {r["input_path"]: r for r in _manifest(tmp_path / "out")}
+    expected = {
+        "odd/dangling.jpg": "broken_link",
+        "odd/loop.jpg": "broken_link",
+        "odd/pipe.jpg": "not_a_regular_file",
+        "odd/nested": "nested_folder",
+        "odd/.DS_Store": "hidden_entry",
+        "odd/huge.jpg": "file_too_large",
+        "loose.jpg": "not_in_person_folder",
+    }
+    assert {k: rows[k]["reason"] for k in expected} == expected
+    assert rows["loose.jpg"]["person"] == "" and rows["odd/pipe.jpg"]["person"] == "odd"
+    assert s.n_inputs == len(rows) and s.rejected["broken_link"] == 2
+
+
+@pytest.mark.model
+def test_force_refuses_a_manifest_that_points_outside_the_output(tmp_path: Path) -> None:
+    inp, out = tmp_path / "in", tmp_path / "out"
+    _make_inputs(inp)
+    align_dataset(inp, out, AlignConfig(size=32), progress=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    rows = _manifest(out)
+    rows[0]["output_path"] = "../victim.txt"  # no face was found, so the row named no output
+    with open(out / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=AlignManifest.COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(InputError, match="outside"):
+        align_dataset(inp, out, AlignConfig(size=32), progress=False, force=True)
+    assert victim.read_text() == "keep me"

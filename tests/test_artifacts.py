@@ -46,6 +46,7 @@ def _align_rows() -> tuple[AlignRow, ...]:
 def _item(n: int) -> ProtectItem:
     return ProtectItem(
         input=f"/aligned/images/ann/{n}.png",
+        input_sha256=f"{n + 1:064x}",
         person="ann",
         pseudonym="p0123456789ab",
         output=f"release/images/p0123456789ab/{n:04d}.png",

@@ -77,14 +77,22 @@ def test_batching_groups_sums_independent_losses():
     assert torch.allclose(together, torch.stack([alone0, alone1]), atol=1e-6)
 
 
+def test_plan_keeps_persons_apart_unless_packing_is_asked_for():
+    alone = plan_batches([6, 2, 3, 20, 1], max_views=8)
+    assert all(len(b.groups) == 1 for b in alone)
+    assert [b.groups for b in alone if b.groups != (3,)] == [(0,), (2,), (1,), (4,)]
+    packed = plan_batches([6, 2, 3, 20, 1], max_views=8, pack=True)
+    assert any(len(b.groups) > 1 for b in packed)
+
+
 def test_plan_packs_small_groups_and_chunks_large_ones():
-    plan = plan_batches([6, 2, 3, 20, 1], max_views=8)
+    plan = plan_batches([6, 2, 3, 20, 1], max_views=8, pack=True)
     covered = sorted((s.group, s.view) for b in plan for s in b.slots)
     assert covered == sorted((g, v) for g, n in enumerate([6, 2, 3, 20, 1]) for v in range(n))
     assert all(len(b.slots) <= 8 for b in plan)
     chunks = [b for b in plan if b.groups == (3,)]
     assert [b.chunk for b in chunks] == [0, 1, 2] and [len(b.slots) for b in chunks] == [7, 6, 7]
-    assert plan == plan_batches([6, 2, 3, 20, 1], max_views=8)  # deterministic
+    assert plan == plan_batches([6, 2, 3, 20, 1], max_views=8, pack=True)  # deterministic
     with pytest.raises(ValueError):
         plan_batches([3], max_views=1)
 

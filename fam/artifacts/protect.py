@@ -39,6 +39,7 @@ class ProtectItem:
     """One protected image and where it came from."""
 
     input: str  # the aligned input image (absolute path)
+    input_sha256: str  # its content when protected ("" in records older than the field): --resume compares
     person: str  # real name: this is why the manifest is private
     pseudonym: str  # key-dependent folder name in the release
     output: str  # the protected image, relative to OUT (release/images/<pseudonym>/NNNN.png)
@@ -51,6 +52,7 @@ class ProtectItem:
     def to_dict(self) -> dict[str, Any]:
         return {
             "input": self.input,
+            "input_sha256": self.input_sha256,
             "person": self.person,
             "pseudonym": self.pseudonym,
             "output": self.output,
@@ -66,6 +68,7 @@ class ProtectItem:
         losses = f.child("losses")
         return cls(
             input=f.get("input", str),
+            input_sha256=f.get("input_sha256", str, ""),
             person=f.get("person", str),
             pseudonym=f.get("pseudonym", str),
             output=f.get("output", str),

@@ -33,7 +33,10 @@ from fam.cli.common import Command, dry_run_option, echo_plan, key_options, load
 )
 @click.option("--persons", default=None, help="Comma-separated subset of person folders.")
 @click.option(
-    "--resume", is_flag=True, help="Skip persons a previous run with the same key and settings finished."
+    "--resume",
+    is_flag=True,
+    help="Continue a run with the same key and settings: skip finished persons whose input files are "
+    "unchanged, redo changed ones, remove the outputs of persons no longer in the input.",
 )
 @click.option(
     "--force", is_flag=True, help="Redo everything, replacing this command's earlier output in --out."
@@ -83,6 +86,12 @@ def protect(
         f"(see {summary.out_dir / 'rejects.json'})\nrelease: {summary.out_dir / 'release'}\n"
         f"manifest: {summary.manifest_path}"
     )
+    if summary.n_redone_persons or summary.n_removed_persons or summary.n_stale_files:
+        click.echo(
+            f"resume: {summary.n_redone_persons} persons protected again (their input files changed), "
+            f"outputs of {summary.n_removed_persons} persons no longer in the input removed, "
+            f"{summary.n_stale_files} temporary files of an interrupted run removed"
+        )
 
 
 @click.command(cls=Command)

@@ -35,12 +35,15 @@ import numpy as np
 import scipy.ndimage
 from PIL import Image
 
+from fam import outdir
 from fam.artifacts import AlignManifest, AlignRow, AlignSummary, Reject, ResolvedSettings
 from fam.config import AlignConfig
 from fam.errors import InputError, OutputExistsError
 from fam.faces.detect import Face, FaceDetector
 from fam.faces.imageio import DecodedImage, decode_image, extension_format, png_bytes, to_rgb
+from fam.folder_entries import scan_person_folders
 from fam.io_utils import atomic_write_bytes
+from fam.outdir import STATE_DIR, inside, make_dir, output_lock
 
 # Face-related reject reasons (decoding reasons live in fam.faces.imageio).
 NO_FACE = "no_face"
@@ -48,6 +51,13 @@ FACE_TOO_SMALL = "face_too_small"
 SEVERAL_FACES = "several_faces"
 
 _SUPERSAMPLE = 4  # FFHQ: transform_size 4096 for output 1024
+
+
+@dataclass(frozen=True)
+class InputEntry:
+    rel: str  # relative to the input folder
+    out_rel: str  # the aligned image, relative to the output folder ("" when not read)
+    skip: str = ""  # reason code when the entry is not read at all (fam.folder_entries)
 
 
 @dataclass(frozen=True)
@@ -270,7 +280,7 @@ class AlignPlan:
     input_dir: Path
     out_dir: Path
     cfg: AlignConfig
-    inputs: tuple[tuple[str, str], ...]  # (input path, output path), relative to their folders
+    inputs: tuple[InputEntry, ...]  # every entry of the input tree
     done: dict[str, AlignRow]  # input path -> row of a previous run that --resume keeps
     settings: ResolvedSettings  # recorded in settings.json; --resume needs the same
     resume: bool
@@ -278,12 +288,12 @@ class AlignPlan:
     device: str
 
     @property
-    def todo(self) -> list[tuple[str, str]]:
-        return [(rel, out_rel) for rel, out_rel in self.inputs if rel not in self.done]
+    def todo(self) -> list[InputEntry]:
+        return [e for e in self.inputs if e.rel not in self.done]
 
     @property
     def persons(self) -> list[str]:
-        return sorted({rel.split("/", 1)[0] for rel, _ in self.inputs})
+        return sorted({e.rel.split("/", 1)[0] for e in self.inputs if "/" in e.rel})
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -291,7 +301,8 @@ class AlignPlan:
             "input": str(self.input_dir),
             "output": str(self.out_dir),
             "persons": len(self.persons),
-            "input_files": len(self.inputs),
+            "input_files": len([e for e in self.inputs if not e.skip]),
+            "entries_not_read": len([e for e in self.inputs if e.skip]),  # rejected without reading
             "files_to_process": len(self.todo),
             "files_kept_from_previous_run": len(self.inputs) - len(self.todo),
             "output_state": "resume" if self.resume else "force" if self.force else "new",
@@ -321,7 +332,7 @@ def plan_align(
             f"output folder {out_dir} and input folder {input_dir} overlap; "
             "choose an output folder outside the input (inputs are never written to)"
         )
-    inputs = _list_inputs(input_dir, persons)
+    inputs = _list_inputs(input_dir, persons, cfg.max_file_bytes)
     settings = ResolvedSettings("align", {"align": dataclasses.asdict(cfg)}, {"detector": "mtcnn"})
     done = _check_out_dir(out_dir, settings, resume=resume, force=force)
     return AlignPlan(input_dir, out_dir, cfg, tuple(inputs), done, settings, resume, force, device)
@@ -350,7 +361,13 @@ def align_dataset(
 
 
 def run_align(plan: AlignPlan, *, progress: bool = True) -> AlignSummary:
-    """Carry out a plan of :func:`plan_align`."""
+    """Carry out a plan of :func:`plan_align`, holding the output folder's lock."""
+    with output_lock(plan.out_dir, "align"):
+        _check_out_dir(plan.out_dir, plan.settings, resume=plan.resume, force=plan.force)  # again, locked
+        return _run_locked(plan, progress)
+
+
+def _run_locked(plan: AlignPlan, progress: bool) -> AlignSummary:
     input_dir, out_dir, inputs, cfg = plan.input_dir, plan.out_dir, plan.inputs, plan.cfg
     _prepare_out_dir(plan)
     done = dict(plan.done)
@@ -375,7 +392,7 @@ def run_align(plan: AlignPlan, *, progress: bool = True) -> AlignSummary:
         bar.close()
     seconds = time.perf_counter() - start
 
-    rows = [done[rel] for rel, _ in inputs]
+    rows = [done[e.rel] for e in inputs]
     AlignManifest(tuple(rows)).write(out_dir)
     summary = AlignSummary(
         input_dir=str(input_dir),
@@ -396,25 +413,20 @@ _JOURNAL = ".manifest.partial.csv"  # rows appended as they finish; becomes mani
 _OWN_FILES = (AlignManifest.FILENAME, AlignSummary.FILENAME, ResolvedSettings.FILENAME, _JOURNAL)
 
 
-def _list_inputs(input_dir: Path, persons: Sequence[str] | None) -> list[tuple[str, str]]:
-    """``(input rel path, output rel path)`` for every visible file directly in a person folder."""
-    folders = sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if persons is not None:
-        known = {p.name for p in folders}
-        missing = sorted(set(persons) - known)
-        if missing:
-            raise InputError(f"person folder(s) {', '.join(missing)} not found in {input_dir}")
-        folders = [p for p in folders if p.name in set(persons)]
-    if not folders:
+def _list_inputs(input_dir: Path, persons: Sequence[str] | None, max_bytes: int) -> list[InputEntry]:
+    """Every entry of the input tree: files to align (with their output path) and entries not read."""
+    entries = scan_person_folders(input_dir, persons, max_bytes=max_bytes)
+    if not any(p.is_dir() and not p.name.startswith(".") for p in input_dir.iterdir()):
         raise InputError(f"{input_dir} holds no person folders; expected INPUT/<person>/<image files>")
-    out: list[tuple[str, str]] = []
-    for folder in folders:
-        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        stems = Counter(p.stem for p in files)
-        for p in files:
-            # Two files with one stem (a.jpg, a.png) keep their extension in the output name.
-            name = p.stem if stems[p.stem] == 1 else p.name
-            out.append((f"{folder.name}/{p.name}", f"images/{folder.name}/{name}.png"))
+    stems = Counter((e.person, e.path.stem) for e in entries if e.person and not e.reason)
+    out: list[InputEntry] = []
+    for e in entries:
+        if e.reason:
+            out.append(InputEntry(e.relative, "", e.reason))
+            continue
+        # Two files with one stem (a.jpg, a.png) keep their extension in the output name.
+        name = e.path.stem if stems[(e.person, e.path.stem)] == 1 else e.path.name
+        out.append(InputEntry(e.relative, f"images/{e.person}/{name}.png"))
     return out
 
 
@@ -424,14 +436,14 @@ def _check_out_dir(
     """Check the output folder's state (reading only); return the rows a resume keeps, or {}."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a folder")
-    entries = list(out_dir.iterdir()) if out_dir.exists() else []
+    entries = outdir.entries(out_dir)
     previous = _read_rows(out_dir)
     if entries and not (resume or force):
         raise OutputExistsError(
             f"output folder {out_dir} is not empty; pass --resume to continue a previous run with the same "
             "settings, --force to redo it, or choose an empty folder"
         )
-    ours = {out_dir / n for n in _OWN_FILES} | {out_dir / "images"}
+    ours = {out_dir / n for n in _OWN_FILES} | {out_dir / "images", out_dir / STATE_DIR}
     settings_file = out_dir / ResolvedSettings.FILENAME
     if entries and not previous and not settings_file.exists():
         strangers = sorted(str(e) for e in entries if e not in ours)
@@ -449,7 +461,8 @@ def _check_out_dir(
         )
     done = {}
     for row in previous.values():
-        if row.status == "aligned" and not (out_dir / row.output_path).is_file():
+        output = inside(out_dir, row.output_path, source=f"{out_dir / AlignManifest.FILENAME}")
+        if row.status == "aligned" and not output.is_file():
             continue  # output vanished: redo it
         done[row.input_path] = row
     return done
@@ -458,17 +471,20 @@ def _check_out_dir(
 def _prepare_out_dir(plan: AlignPlan) -> None:
     """Bring the output folder into the state the plan found acceptable."""
     out_dir = plan.out_dir
-    if plan.resume and out_dir.is_dir() and any(out_dir.iterdir()):
+    if plan.resume and outdir.entries(out_dir):
         if not (out_dir / _JOURNAL).exists():
             AlignManifest(tuple(plan.done.values())).write_file(out_dir / _JOURNAL)
         return
     if plan.force:
-        for row in _read_rows(out_dir).values():  # delete only what a previous run recorded writing
-            if row.output_path:
-                (out_dir / row.output_path).unlink(missing_ok=True)
+        rows = _read_rows(out_dir).values()
+        # Delete only what a previous run recorded writing, and nothing a tampered manifest
+        # points at outside the folder (all paths are checked before the first deletion).
+        source = str(out_dir / AlignManifest.FILENAME)
+        for path in [inside(out_dir, r.output_path, source=source) for r in rows if r.output_path]:
+            path.unlink(missing_ok=True)
         for name in _OWN_FILES:
             (out_dir / name).unlink(missing_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     plan.settings.write(out_dir)
 
 
@@ -484,12 +500,16 @@ def _read_rows(out_dir: Path) -> dict[str, AlignRow]:
 
 
 def _process_chunk(
-    chunk: Sequence[tuple[str, str]], input_dir: Path, out_dir: Path, cfg: AlignConfig, detector: FaceDetector
+    chunk: Sequence[InputEntry], input_dir: Path, out_dir: Path, cfg: AlignConfig, detector: FaceDetector
 ) -> list[AlignRow]:
-    """Decode each file, detect on all decoded photos at once, warp and write; one row per file."""
+    """Decode each file, detect on all decoded photos at once, warp and write; one row per entry."""
     rows: dict[int, AlignRow] = {}
     decoded: list[tuple[int, DecodedImage]] = []
-    for i, (rel, _) in enumerate(chunk):  # decoding is per file by nature
+    for i, entry in enumerate(chunk):  # decoding is per file by nature
+        rel = entry.rel
+        if entry.skip:  # not a file to read: recorded, never opened
+            rows[i] = _row(rel, "rejected", entry.skip, "", "", 0, 0)
+            continue
         result = decode_image(input_dir / rel, max_pixels=cfg.max_pixels, grayscale=cfg.grayscale)
         if isinstance(result, Reject):
             rows[i] = _row(rel, "rejected", result.reason, "", result.format, result.width, result.height)
@@ -498,7 +518,7 @@ def _process_chunk(
     if decoded:
         outcomes = _align_batch([d for _, d in decoded], cfg, detector)
         for (i, im), outcome in zip(decoded, outcomes, strict=True):
-            rel, out_rel = chunk[i]
+            rel, out_rel = chunk[i].rel, chunk[i].out_rel
             res = outcome.result
             if isinstance(res, AlignResult):
                 atomic_write_bytes(out_dir / out_rel, png_bytes(res.image))
@@ -524,7 +544,7 @@ def _row(
 ) -> AlignRow:
     return AlignRow(
         input_path=rel,
-        person=rel.split("/", 1)[0],
+        person=rel.split("/", 1)[0] if "/" in rel else "",  # "": an entry outside any person folder
         status=status,
         reason=reason,
         output_path=output_path,

@@ -41,6 +41,7 @@ def protect_item(
     """The item of an image already written at ``out_dir/output`` (its hash is read from the file)."""
     return ProtectItem(
         input=str(original),
+        input_sha256=sha256_file(original) if original.is_file() else "",
         person=person,
         pseudonym=pseudonym,
         output=output,
