@@ -400,6 +400,17 @@ class MlopsConfig:
             raise ValueError(f"research_keys needs unique names, got {names}")
 
 
+@dataclass(frozen=True)
+class LineageConfig:
+    """What the MLflow lineage store may hold (docs/orchestration.md, "MLflow lineage")."""
+
+    # Original faces (the evaluation's image grid) and real names (the protect manifest, the
+    # subset's person names in params and settings, validation examples) go to the tracking and
+    # artifact store only when true. Off by default: the store is usually shared more widely than
+    # the raw data, and hashes of the withheld files keep the lineage verifiable without them.
+    log_originals: bool = False
+
+
 # --- section: training ---
 
 
@@ -493,6 +504,7 @@ class Params:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     mlops: MlopsConfig = field(default_factory=MlopsConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 

@@ -9,7 +9,11 @@ from prefect import flow
 from tasks import evaluate, lineage, protect, validation
 
 
-@flow(name="evaluate-release")
+@flow(
+    name="evaluate-release",
+    on_failure=[lineage.fail_lineage_runs],
+    on_crashed=[lineage.fail_lineage_runs],
+)
 def evaluate_release(
     aligned_dir: str,
     release_dir: str,
@@ -23,6 +27,7 @@ def evaluate_release(
     """``release_dir`` is a protect output folder (``manifest.json`` + ``release/``); ``key`` (a
     reference) enables the key-holder attacks for secret keys."""
     overrides = dict(overrides or {})
+    run_id = lineage.open_lineage_run(params_path, overrides, "evaluate-release", eval_dir)
     identity = protect.release_identity(release_dir)
     reports = validation.reports_dir_for(release_dir)
     reports.mkdir(parents=True, exist_ok=True)
@@ -40,5 +45,6 @@ def evaluate_release(
         eval_dir,
         "evaluate-release",
         {"release2_dir": release2_dir or ""},
+        run_id,
     )
     return {"mlflow_run_id": run_id, "metrics": evaluate.metrics(eval_dir)}

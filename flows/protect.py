@@ -33,7 +33,7 @@ def protect_shards(
     shard_task = with_retries(protect.protect_shard, settings(params_path, overrides))
     plan = protect.plan_shards(aligned_dir, params_path, overrides, people)
     args = (params_path, overrides)
-    digests = (plan["inputs_digest"], plan["params_digest"], fingerprint, inversions_dir)
+    digests = (plan["inputs_digest"], plan["settings_digest"], fingerprint, inversions_dir)
     tasks = [
         (shard_task.with_options(task_run_name=f"protect-shard-{i:03d}"), shard)
         for i, shard in enumerate(plan["shards"])
@@ -48,7 +48,11 @@ def protect_shards(
     return results + [f.result() for f in futures]
 
 
-@flow(name="protect-dataset")
+@flow(
+    name="protect-dataset",
+    on_failure=[lineage.fail_lineage_runs],
+    on_crashed=[lineage.fail_lineage_runs],
+)
 def protect_dataset(
     aligned_dir: str,
     out_dir: str,
@@ -76,6 +80,7 @@ def protect_dataset(
     ref = FlowKeyRef.from_dict(key)  # refuses unknown fields, so no "key material" field can sneak in
     key = ref.to_dict()
     params = settings(params_path, overrides)
+    run_id = lineage.open_lineage_run(params_path, overrides, "protect-dataset", out_dir)
     reports = validation.reports_dir_for(out_dir)
     reports.mkdir(parents=True, exist_ok=True)
 
@@ -118,6 +123,7 @@ def protect_dataset(
         eval_dir,
         "protect-dataset",
         lineage_tags,
+        run_id,
     )
     published = publish.publish(out_dir, publish_dir) if publish_dir else None
     return {

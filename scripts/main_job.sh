@@ -56,7 +56,8 @@ step "metrics gate + MLflow lineage"
 python -m tasks.stages report --aligned "$out/aligned" --protect "$out/protect" --eval "$out/eval" \
   --evaluated-key main --validation "$out/validation" --out "$out/report"
 
-tracking_uri="$(python -c "from fam.config import load_params; print(load_params().mlops.tracking_uri)")"
+# MLFLOW_TRACKING_URI, when set, is where the report stage recorded (it wins over params.yaml).
+tracking_uri="${MLFLOW_TRACKING_URI:-$(python -c "from fam.config import load_params; print(load_params().mlops.tracking_uri)")}"
 cat <<MSG
 
 == done in $((SECONDS - t0)) s

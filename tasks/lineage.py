@@ -1,11 +1,14 @@
 """Lineage tasks: record a release, a revocation or a training run in MLflow.
 
 Thin Prefect wrappers over the MLflow adapter :mod:`tasks.mlflow_lineage`; flows call these and
-never MLflow itself.
+never MLflow itself. A flow opens its run when it starts (:func:`open_lineage_run`) and fills and
+closes it at the end (:func:`record_lineage`); :func:`fail_lineage_runs`, a flow state hook,
+closes it as FAILED when the flow fails or crashes in between.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,50 @@ def _store(params_path: str, overrides: dict[str, Any]) -> Any:
     return mlflow_lineage.Store.from_params(settings(params_path, overrides))
 
 
+def flow_source() -> str:
+    """``mlflow.source.name`` of a flow's run: its entry point (``flows/protect.py:protect_dataset``,
+    as in prefect.yaml), or ``prefect flow <name>`` where the flow function is not at hand."""
+    from prefect.context import FlowRunContext
+    from prefect.runtime import flow_run
+
+    ctx = FlowRunContext.get()
+    fn = getattr(getattr(ctx, "flow", None), "fn", None)
+    if fn is None:
+        return f"prefect flow {flow_run.flow_name or '?'}"
+    path = Path(inspect.getsourcefile(fn) or "?").resolve()
+    root = Path(__file__).resolve().parents[1]
+    shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    return f"{shown}:{fn.__name__}"
+
+
+@task(name="open-lineage-run")
+def open_lineage_run(params_path: str, overrides: dict[str, Any], flow_name: str, out_dir: str) -> str:
+    """Open this flow run's MLflow run now, so its start, duration and status are the flow's."""
+    from tasks import mlflow_lineage
+
+    params = settings(params_path, overrides)
+    store = mlflow_lineage.Store.from_params(params)
+    run_id = mlflow_lineage.open_run(
+        store,
+        run_name=f"{flow_name} {Path(out_dir).name}",
+        source_name=flow_source(),
+        params=params,
+        tags={"flow": flow_name, **({"prefect_flow_run_id": fid} if (fid := _flow_run_id()) else {})},
+    )
+    get_run_logger().info("MLflow run %s in %s", run_id, store.describe())
+    return run_id
+
+
+def fail_lineage_runs(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow state hook (``on_failure``, ``on_crashed``, ``on_cancellation``): the flow run's
+    MLflow runs that are still open end as FAILED, with the time the flow stopped."""
+    from tasks import mlflow_lineage
+
+    parameters = flow_run.parameters or {}
+    store = _store(parameters.get("params_path", "params.yaml"), parameters.get("overrides") or {})
+    mlflow_lineage.fail_running(store, str(flow_run.id))
+
+
 @task(name="record-lineage")
 def record_lineage(
     params_path: str,
@@ -37,8 +84,10 @@ def record_lineage(
     eval_dir: str | None,
     flow_name: str,
     extra_tags: dict[str, str] | None = None,
+    run_id: str | None = None,
 ) -> str:
-    """One MLflow run for this release (explicit run id: MLflow's active run is thread-local)."""
+    """Fill and close the release's MLflow run ``run_id`` (opened by :func:`open_lineage_run`;
+    a new run if None). Explicit run ids: MLflow's active run is thread-local."""
     from tasks import mlflow_lineage
 
     params = settings(params_path, overrides)
@@ -52,10 +101,12 @@ def record_lineage(
         validation_reports=[Path(p) for p in validation_reports],
         flow_run_id=_flow_run_id(),
         run_name=f"{flow_name} {Path(out_dir).name} {identity['fingerprint'][:11]}",
+        source_name=flow_source(),
         extra_tags={"flow": flow_name, **(extra_tags or {})},
     )
-    run_id = mlflow_lineage.log_release(record, mlflow_lineage.Store.from_params(params))
-    get_run_logger().info("MLflow run %s in %s", run_id, params.mlops.tracking_uri)
+    store = mlflow_lineage.Store.from_params(params)
+    run_id = mlflow_lineage.log_release(record, store, run_id=run_id)
+    get_run_logger().info("MLflow run %s in %s", run_id, store.describe())
     return run_id
 
 
@@ -80,6 +131,7 @@ def record_revocation(
         reason=reason,
         replacement_fingerprint=replacement,
         flow_run_id=_flow_run_id(),
+        source_name=flow_source(),
     )
 
 
@@ -94,6 +146,7 @@ def open_training_run(params_path: str, overrides: dict[str, Any], run_name: str
         run_name=run_name,
         data_file=Path(data),
         flow_run_id=_flow_run_id(),
+        source_name=flow_source(),
     )
 
 

@@ -70,17 +70,17 @@ def plan_shards(
     return {
         "shards": shards(people, params.mlops.shard_size),
         "inputs_digest": sha256_file(Path(aligned_dir) / AlignManifest.FILENAME),
-        "params_digest": params.digest(),
+        "settings_digest": params.digest(),
     }
 
 
 def _shard_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Inputs + params digest + key fingerprint (+ people and output folder): never the key."""
+    """Inputs + settings digest + key fingerprint (+ people and output folder): never the key."""
     p = parameters
     parts = [
         context.task.name,
         p["inputs_digest"],
-        p["params_digest"],
+        p["settings_digest"],
         p["fingerprint"],
         ",".join(p["persons"]),
         str(Path(p["out_dir"]).resolve()),
@@ -98,7 +98,7 @@ def protect_shard(
     overrides: dict[str, Any],
     persons: list[str],
     inputs_digest: str,
-    params_digest: str,
+    settings_digest: str,
     fingerprint: str,
     inversions_dir: str | None = None,
 ) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def protect_shard(
     from fam.protect import protect_dataset
 
     params = settings(params_path, overrides)
-    if params.digest() != params_digest:
+    if params.digest() != settings_digest:
         raise UserError("params.yaml changed while the flow ran; start the flow again")
     loaded = FlowKeyRef.from_dict(key).load()
     if loaded.fingerprint != fingerprint:

@@ -136,7 +136,8 @@ def report(
     params_path: Path,
     overrides: tuple[str, ...],
 ) -> None:
-    """Gate the metrics, then record the pipeline's releases in MLflow (one parent run per repro).
+    """Gate the metrics, then record the pipeline's releases in MLflow: a run named after this
+    stage (opened when it starts, FAILED if the gate fails) with one nested run per key's release.
 
     Writes OUT/metrics.json (for `dvc metrics show`), OUT/lineage.json (the run ids) and
     OUT/validation-metrics.json.
@@ -145,9 +146,15 @@ def report(
 
     params = load_cli_params(params_path, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
-    gate = gx_suites.validate_metrics(eval_dir)
-    metrics_report = gate.write(out_dir / "validation-metrics.json")
-    gate.raise_for_failure()
+    store = mlflow_lineage.Store.from_params(params)
+    run_id = mlflow_lineage.open_pipeline_run(store, params, mlflow_lineage.pipeline_keys(protect_root))
+    try:
+        gate = gx_suites.validate_metrics(eval_dir)
+        metrics_report = gate.write(out_dir / "validation-metrics.json")
+        gate.raise_for_failure()
+    except BaseException:
+        mlflow_lineage.close_run(store, run_id, "FAILED")
+        raise
     lineage = mlflow_lineage.record_pipeline(
         params,
         aligned_dir=aligned,
@@ -156,12 +163,11 @@ def report(
         evaluated_key=evaluated_key,
         validation_dir=validation_dir,
         extra_reports=[metrics_report],
+        run_id=run_id,
     )
     Metrics.read(eval_dir).write(out_dir)
     atomic_write_json(out_dir / "lineage.json", lineage, sort_keys=False)
-    click.echo(
-        f"MLflow run {lineage['parent_run_id']} ({lineage['tracking_uri']}); report {eval_dir / 'report.md'}"
-    )
+    click.echo(f"MLflow run {lineage['parent_run_id']} ({store.describe()}); report {eval_dir / 'report.md'}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 * protect-dataset records one MLflow run with the resolved params, lineage tags and artifacts,
   and no byte of the key anywhere in the lineage store or the Prefect database;
-* a failed validation suite stops the flow before lineage or publishing;
+* a failed validation suite stops the flow before publishing; its MLflow run ends FAILED;
 * a crash half-way through, then a re-run, gives byte-identical outputs and skips cached shards;
 * revoke-key marks the key revoked and re-protects its release under the new key.
 """
@@ -19,6 +19,7 @@ from fam.artifacts import Metrics, ProtectManifest
 from fam.io_utils import sha256_file
 from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
+from tasks.mlflow_conventions import metric_name
 from tests.helpers.artifacts import aligned_row, write_align_manifest
 from tests.helpers.faces import make_face_folder
 from tests.helpers.tiny_models import TINY_SETTINGS
@@ -103,6 +104,7 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
     run = client.get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+    assert run.info.end_time - run.info.start_time > 1000  # opened when the flow started, not at the end
     assert run.data.params["optimise.steps"] == "4"
     assert run.data.params["models.generator.name"] == "tiny"
     assert run.data.params["mlops.shard_size"] == "2"
@@ -111,22 +113,23 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     assert tags["fam.n_images"] == str(sum(PEOPLE.values()))
     assert len(tags["fam.prefect_flow_run_id"]) == 36  # a UUID
     assert tags["fam.flow"] == "protect-dataset"
+    assert tags["mlflow.source.name"] == "flows/protect.py:protect_dataset"
+    assert tags["mlflow.source.type"] == "JOB"
+    release_index = json.loads((s["tmp"] / "out" / "release" / "release.json").read_text())
+    assert tags["fam.params_digest"] == release_index["params_digest"]  # one name, one value
+    assert tags["mlflow.note.content"].startswith("# FaceAnonyMixer evaluation")
     assert tags["fam.manifest_sha256"] == sha256_file(s["tmp"] / "out" / "manifest.json")
     assert len(tags["fam.aligned_manifest_sha256"]) == 64
     assert any(k.startswith("fam.weight.") for k in tags)  # registry files present here are hashed
-    metrics = Metrics.read(s["tmp"] / "eval").values
-    assert run.data.metrics == pytest.approx(metrics) and "psr_anonymity_tiny_fmr1e-3" in run.data.metrics
+    metrics = {metric_name(k): v for k, v in Metrics.read(s["tmp"] / "eval").values.items()}
+    assert run.data.metrics == pytest.approx(metrics)
+    assert "anonymity/psr_anonymity_tiny_fmr1e-3" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
     assert arts == {"validation/input.json", "validation/release.json", "validation/metrics.json"}
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {
-        "evaluation/metrics.json",
-        "evaluation/report.md",
-        "evaluation/grid.png",
-        "evaluation/plots",
-    } <= arts
+    assert {"evaluation/metrics.json", "evaluation/report.md", "evaluation/plots"} <= arts
+    assert "evaluation/grid.png" not in arts  # original faces: lineage.log_originals is false
     assert {a.path for a in client.list_artifacts(run.info.run_id, "protect")} == {
-        "protect/manifest.json",
         "protect/release.json",
         "protect/settings.json",
     }
@@ -169,11 +172,12 @@ def test_failed_suite_stops_before_lineage_and_publish(setup):
     assert not (s["tmp"] / "out").exists()
     report = json.loads((s["tmp"] / "out-validation" / "input.json").read_text())
     assert report["success"] is False
-    if (s["tmp"] / "mlflow.db").exists():
-        from mlflow import MlflowClient
+    # The flow's run was opened when it started and ends FAILED, holding no release.
+    from mlflow import MlflowClient
 
-        client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
-        assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+    client = MlflowClient(f"sqlite:///{s['tmp'] / 'mlflow.db'}")
+    [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FAILED" and "fam.key_fingerprint" not in run.data.tags
 
 
 def test_crash_half_way_then_rerun_is_byte_identical(setup, monkeypatch):
@@ -285,5 +289,5 @@ def test_train_prior_flow_runs_in_resumable_chunks_with_lineage(tmp_path, prefec
     run = client.get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["training.prior.w_dim"] == "16"
     assert run.data.tags["fam.flow"] == "train-prior" and len(run.data.tags["fam.train_data_sha256"]) == 64
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "kimg")] == [2, 4]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "training/kimg")] == [2, 4]
     assert "training/log.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id, "training")}
