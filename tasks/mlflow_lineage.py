@@ -605,6 +605,11 @@ def open_pipeline_run(store: Store, params: Params, keys: list[str]) -> str:
     )
 
 
+def dvc_stage(release_folder: str) -> str:
+    """The dvc.yaml stage that writes ``runs/protect/<release_folder>``: ``k1`` -> ``protect@1``."""
+    return f"protect@{release_folder.removeprefix('k')}"
+
+
 def record_pipeline(
     params: Params,
     *,
@@ -620,7 +625,7 @@ def record_pipeline(
 
     The parent run (``run_id``, opened by :func:`open_pipeline_run` when the stage started)
     holds the evaluation: metrics, report, every validation report and every key fingerprint.
-    Each key's release is a nested run named after its DVC stage (``protect@k1``) with its own
+    Each key's release is a nested run named after its DVC stage (``protect@1``) with its own
     validation report; only these carry ``fam.key_fingerprint``, so ``fam audit`` lists each
     release once. The evaluated release's run points at the parent (``fam.evaluation_run_id``).
     """
@@ -660,11 +665,11 @@ def record_pipeline(
                     out_dir=protect_root / k,
                     aligned_dir=aligned_dir,
                     validation_reports=sorted(validation_dir.glob(f"release-{k}.json")),
-                    run_name=f"protect@{k}",
+                    run_name=dvc_stage(k),
                     source_name=STAGE_SOURCE,
                     extra_tags={
                         "flow": "dvc",
-                        "stage": f"protect@{k}",
+                        "stage": dvc_stage(k),
                         **({"evaluation_run_id": parent} if k == evaluated_key else {}),
                     },
                 ),

@@ -336,10 +336,9 @@ def test_dvc_pipeline_runs_are_named_after_their_stages(tmp_path, store):
     assert "anonymity/psr_anonymity_tiny_fmr1e-3" in parent.data.metrics
     for k, rid in out["release_runs"].items():
         run = client.get_run(rid)
-        assert (
-            run.info.run_name == f"protect@{k}" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        )
-        assert run.data.tags["fam.stage"] == f"protect@{k}"
+        assert run.info.run_name == f"protect@{k[1:]}"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["fam.stage"] == f"protect@{k[1:]}"
         assert [r["run_id"] for r in lineage.releases_for(store, fps[k])] == [rid]
     assert client.get_run(out["release_runs"]["k1"]).data.tags["fam.evaluation_run_id"] == parent.info.run_id
 
