@@ -482,10 +482,16 @@ def _put_settings(client: Any, run_id: str, folder: Path, artifact_dir: str, log
 
 
 def _put_validation(client: Any, run_id: str, reports: list[Path], log_originals: bool) -> None:
+    from tasks.gx_suites import data_docs_dir
+
     for report in reports:
         if report.is_file():
             text = conv.validation_report_for_store(report.read_text(), log_originals)
             client.log_text(run_id, text, f"validation/{report.name}")
+            # Data Docs quote the rows at fault (input paths: real names) except for the metrics suite.
+            docs = data_docs_dir(report)
+            if docs.is_dir() and (log_originals or json.loads(text).get("suite") == "metrics"):
+                client.log_artifacts(run_id, str(docs), f"validation/{docs.name}")
 
 
 def _log_release_artifacts(client: Any, run_id: str, record: ReleaseRecord, log_originals: bool) -> None:

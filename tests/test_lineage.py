@@ -375,3 +375,21 @@ def test_weight_tags_cover_the_catalog_and_hash_only_present_files(tmp_path, mon
         "weight.missing.sha256": "missing",
         "weight.user.sha256": "user",
     }
+
+
+@pytest.mark.unit
+def test_validation_reports_lose_quoted_rows_on_their_way_to_the_store():
+    report = {
+        "suite": "input",
+        "results": [{"why": "aligned file exists", "examples": ["Alice_Example/x.jpg"]}],
+        "gx_results": [
+            {
+                "results": [
+                    {"result": {"partial_unexpected_index_list": [{"input_path": "Alice_Example/x.jpg"}]}}
+                ]
+            }
+        ],
+    }
+    stored = conv.validation_report_for_store(json.dumps(report), log_originals=False)
+    assert "Alice" not in stored
+    assert conv.validation_report_for_store(json.dumps(report), log_originals=True) == json.dumps(report)
