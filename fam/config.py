@@ -390,7 +390,6 @@ class MlopsConfig:
     retry_delay_s: float = setting(5.0, ge=0)
 
 
-
 @dataclass(frozen=True)
 class LineageConfig:
     """What the MLflow lineage store may hold (docs/orchestration.md, "MLflow lineage")."""
