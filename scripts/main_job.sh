@@ -14,6 +14,8 @@ fam() { python -m fam "$@"; }
 step() { printf '\n== %s\n' "$*"; }
 t0=$SECONDS
 
+bash scripts/fetch_faceres.sh   # the black-box evaluator (evaluate.recognizers); once, then cached
+
 if [[ ! -d data/lfw/images ]]; then
   step "dvc pull (LFW from the shared DVC remote)"
   dvc pull data.dvc

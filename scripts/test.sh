@@ -9,4 +9,5 @@ venv=$(bash scripts/setup_env.sh | tail -n 1)
 source "$venv/bin/activate"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false
 dvc pull -q data.dvc
+bash scripts/fetch_faceres.sh   # the black-box evaluator (npm registry; never committed)
 exec python -m pytest "$@"

@@ -139,3 +139,22 @@ def test_a_taken_recognizer_name_is_refused() -> None:
 
     with pytest.raises(ValueError, match="face recognizer 'dlib' is already registered"):
         recognizers.register("dlib", recognizers.RECOGNIZERS.get("facenet"))
+
+
+@pytest.mark.model
+@pytest.mark.data
+def test_faceres_tells_lfw_people_apart(lfw_available: Path) -> None:
+    """The fetched black-box evaluator on real aligned-size crops: two photos of one person are
+    closer than photos of two people (scripts/test.sh fetches it before the suite)."""
+    from fam.faces.imageio import load_face
+
+    rec = get("faceres")
+    images = lfw_available / "images"
+    paths = [
+        images / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg",
+        images / "Aaron_Peirsol" / "Aaron_Peirsol_0002.jpg",
+        images / "Abdoulaye_Wade" / "Abdoulaye_Wade_0001.jpg",
+    ]
+    emb = rec.embed(torch.stack([load_face(p, 128) for p in paths]))
+    same, other = rec.similarity(emb[:1], emb[1:2]).item(), rec.similarity(emb[:1], emb[2:3]).item()
+    assert emb.shape == (3, rec.embedding_dim) and same > other + 0.1, (same, other)
