@@ -306,6 +306,9 @@ class MapperAttackConfig:
         0.5, gt=0, lt=1
     )  # share of people (by a hash of the name) used for training
     max_train_images: int = setting(2000, ge=1)
+    # weight of the identity term (1 - cosine of models.identity embeddings, the method's own
+    # identity model: the attacker knows the method) beside L1; 0 = the L1-only mapper
+    identity_weight: float = setting(0.5, ge=0)
     seed: int = setting(0, **SEED)
 
 

@@ -4,8 +4,8 @@
 (:mod:`tests.helpers.tiny_evaluation`) as written by ``evaluate_release`` before it became a loop
 over registered evaluations; the registry must reproduce them. They were regenerated once since,
 when same-resolution scoring and the downsample baseline landed (the diff added the scoring line
-and the downsample rows and moved no other number), and when evaluators were labelled white- or
-black-box (headers only).
+and the downsample rows and moved no other number), when evaluators were labelled white- or
+black-box (headers only), and when the mapper's note gained its convergence verdict.
 """
 
 from __future__ import annotations

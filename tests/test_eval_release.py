@@ -147,6 +147,23 @@ def test_mapper_trains_and_reduces_its_loss() -> None:
     assert losses2 == losses  # deterministic for a seed
 
 
+def test_mapper_identity_loss_and_the_convergence_verdict() -> None:
+    from fam.evaluate.attacks import settled
+
+    g = torch.Generator().manual_seed(0)
+    orig = torch.rand(8, 3, 16, 16, generator=g) * 2 - 1
+    prot = orig.flip(-1)
+    embed = TinyRecognizer().embed
+    kw = dict(steps=30, lr=0.01, batch=4, channels=4, seed=0)
+    _, plain = train_mapper(prot, orig, **kw)
+    _, with_id = train_mapper(prot, orig, identity=embed, identity_weight=1.0, **kw)
+    assert with_id[0] > plain[0]  # the identity term adds to the same first batch's L1
+    assert np.mean(with_id[-5:]) < np.mean(with_id[:5])
+    assert settled([1.0] * 40) == "settled"
+    assert settled([1.0] * 20 + [0.5] * 20).startswith("still falling 50.0%")
+    assert settled([1.0] * 10).startswith("too few steps")
+
+
 def test_baselines_keep_shape_and_range() -> None:
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for y in (gaussian_blur(x, 0.05), pixelate(x, 8)):

@@ -107,6 +107,7 @@ TINY_EVALUATE_SETTINGS: dict[str, Any] = {
     "evaluate.attack_max_images": 8,
     "evaluate.mapper.steps": 5,
     "evaluate.mapper.size": 16,
+    "evaluate.mapper.identity_weight": 0.0,  # L1 only: no real identity model in unit tests
     "evaluate.image_size": 32,
     "layers.coarse": [0, 1, 2],
     "layers.identity": [3, 4, 5, 6, 7],
