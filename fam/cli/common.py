@@ -1,5 +1,6 @@
 """What every command line of the project shares: how a user error ends it, the settings options
-(``--params``/``--set``), the key options and ``--dry-run``.
+(``--params``/``--set``), the key options, person selection (``--person``), ``--quiet`` and
+``--dry-run``.
 
 ``fam`` and the DVC stage scripts under ``tasks/`` declare their commands with
 ``cls=Command`` / ``cls=Group`` from here, so a :class:`fam.errors.UserError` raised anywhere
@@ -9,6 +10,7 @@ command runs as a program or under click's test runner.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -114,3 +116,71 @@ def echo_plan(params: Params, plan: dict[str, Any]) -> None:
     click.echo(yaml.safe_dump(params.to_dict(), sort_keys=False).rstrip())
     click.echo("# plan (dry run: nothing was written)")
     click.echo(yaml.safe_dump(plan, sort_keys=False).rstrip())
+
+
+def deprecated(old: str, new: str) -> None:
+    """One line on stderr for an old spelling that still works (it is hidden from --help)."""
+    click.echo(f"note: {old} is deprecated; use {new}", err=True)
+
+
+def split_names(values: tuple[str, ...]) -> list[str] | None:
+    """``("a,b", "c")`` -> ``["a", "b", "c"]`` (first occurrence order, duplicates dropped); None if empty."""
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return list(dict.fromkeys(names)) or None
+
+
+def persons_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--person NAME`` (repeatable, or ``NAME,NAME``); the command receives ``persons: list | None``.
+
+    The singular repeatable flag is what DVC writes from ``mlops.subset.person`` (``parsing.list:
+    append``). ``--persons a,b``, the old spelling of ``fam protect`` and ``fam invert``, still works.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, person: tuple[str, ...], old_persons: tuple[str, ...], **kwargs: Any) -> Any:
+        if old_persons:
+            deprecated("--persons", "--person NAME (repeatable, or NAME,NAME)")
+        return func(*args, persons=split_names(person + old_persons), **kwargs)
+
+    wrapper = click.option("--persons", "old_persons", multiple=True, hidden=True)(wrapper)
+    return click.option(
+        "--person",
+        "person",
+        multiple=True,
+        metavar="NAME",
+        help="Only this person folder (repeatable, or NAME,NAME,...). Default: every person.",
+    )(wrapper)
+
+
+def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--quiet``: no progress bars (for logs); the command receives ``quiet: bool``.
+
+    ``--no-progress``, the old spelling of ``fam align``, still works.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool, no_progress: bool, **kwargs: Any) -> Any:
+        if no_progress:
+            deprecated("--no-progress", "--quiet")
+        return func(*args, quiet=quiet or no_progress, **kwargs)
+
+    wrapper = click.option("--no-progress", "no_progress", is_flag=True, hidden=True)(wrapper)
+    return click.option(
+        "--quiet",
+        is_flag=True,
+        help="No progress output (bars, stage messages), for logs; results are still printed.",
+    )(wrapper)
+
+
+def warn_unless_aligned(input_dir: Path) -> None:
+    """One line on stderr when ``input_dir`` is not a ``fam align`` output (a warning, not a refusal:
+    person folders of faces aligned elsewhere are a valid input, but raw photos would be used unaligned)."""
+    from fam.dataset import is_align_output
+
+    if not is_align_output(input_dir):
+        click.echo(
+            f"warning: {input_dir} is not a `fam align` output (no manifest.csv): its images are used as "
+            "they are, so raw photos would go in unaligned; run `fam align` first unless they are "
+            "FFHQ-aligned faces",
+            err=True,
+        )
