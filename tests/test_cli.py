@@ -119,3 +119,23 @@ def test_every_command_spells_person_selection_and_quiet_alike(command: str, sel
     hidden = {o for p in cmd.params for o in p.opts if getattr(p, "hidden", False)}
     assert "--quiet" in options and "--no-progress" in hidden
     assert ("--person" in options) is selects and ("--persons" in hidden) is selects
+
+
+def _commands(help_text: str) -> set[str]:
+    return {line.split()[0] for line in help_text.split("Commands:")[1].splitlines() if line.strip()}
+
+
+def test_plugins_join_the_group_their_entry_point_name_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``audit`` joins ``fam``, ``key.revoke`` joins ``fam key``; ``fam`` imports neither to list them."""
+    from tests.helpers.plugins import use_declared_plugins
+
+    use_declared_plugins(monkeypatch)
+    top = _commands(CliRunner().invoke(cli, ["--help"]).stdout)
+    assert "audit" in top and not {"revoke", "key.revoke"} & top
+    assert _commands(CliRunner().invoke(cli, ["key", "--help"]).stdout) == {"new", "fingerprint", "revoke"}
+    res = CliRunner().invoke(cli, ["key", "revoke", "--reason", "x"])
+    assert res.exit_code == 2 and "give the key to revoke" in res.stderr
+    # the command module itself imports neither MLflow nor Prefect
+    probe = "import sys, tasks.key_revoke; print(sorted({'mlflow', 'prefect'} & set(sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "[]", res.stderr

@@ -11,7 +11,9 @@ command runs as a program or under click's test runner.
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +51,50 @@ class Command(_UserErrorsExit, click.Command):
 
 class Group(_UserErrorsExit, click.Group):
     """A click group whose subcommands' user errors print ``error: ...`` and exit 2."""
+
+
+# Commands other installed packages add (entry point group ``fam.commands``): the project's own
+# orchestration layer adds ``fam audit`` and ``fam key revoke`` this way, so the library never
+# imports it. An entry point's name is the command's path below ``fam``, dotted: ``audit``,
+# ``key.revoke``.
+PLUGIN_GROUP = "fam.commands"
+
+
+class PluginGroup(Group):
+    """A :class:`Group` that also offers the commands entry points add below it (``plugin_path``:
+    its own dotted path below ``fam``; "" for ``fam`` itself). A command is imported when used."""
+
+    def __init__(self, *args: Any, plugin_path: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.plugin_path = plugin_path
+
+    def own_targets(self) -> dict[str, str]:
+        """Commands of this group given as ``"module:attribute"`` (imported when used)."""
+        return {}
+
+    def _targets(self) -> dict[str, str]:
+        plugins = {}
+        for ep in entry_points(group=PLUGIN_GROUP):
+            parent, _, name = ep.name.rpartition(".")
+            if parent == self.plugin_path:
+                plugins[name] = ep.value
+        own = set(self.own_targets()) | set(self.commands)
+        clash = sorted(set(plugins) & own)
+        if clash:
+            raise click.ClickException(f"entry points {clash} ({PLUGIN_GROUP}) clash with fam's own commands")
+        return {**self.own_targets(), **plugins}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self._targets()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = self._targets().get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 def params_options(func: Callable[..., Any]) -> Callable[..., Any]:
