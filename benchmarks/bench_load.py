@@ -1,8 +1,10 @@
 """Load: many people in one run, and a Prefect flow killed mid-run then resumed.
 
-1. ``fam protect`` (the library, in a fresh process per size) on the first ``--small`` and on
-   the first ``--persons`` people of an aligned LFW folder with reduced steps; each process
-   prints its peak resident memory, so growth with the number of people shows directly.
+1. ``fam protect`` (the library, in a fresh process per size) on the first ``--persons`` people
+   of an aligned LFW folder, and on the ``--small`` of them with the most images, with reduced
+   steps. Peak memory follows the largest batch (a person's views, up to
+   ``groups.max_batch_views``), so the small set holds the largest persons: what remains between
+   the two peaks is growth with the number of people.
 2. The ``protect-dataset`` flow on the same ``--persons`` people (shards of ``--shard-size``,
    thread runner, a private Prefect home and MLflow store) is killed with SIGKILL (the whole
    process group: flow, workers, the ephemeral Prefect server) once about half the people are
@@ -35,17 +37,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 REDUCED = {"optimise.steps": 2, "models.inverter.steps": 2, "release.allow_research_keys": True}
 
 
-def _first_people(aligned: Path, n: int) -> list[str]:
+def _first_people(aligned: Path, n: int, largest: int = 0) -> list[str]:
+    """The first ``n`` aligned people by name; with ``largest``, only that many of them with the
+    most images (ties by name)."""
+    from collections import Counter
+
     from fam.artifacts import AlignManifest
 
-    people = sorted({row.person for row in AlignManifest.read(aligned).aligned()})
+    counts = Counter(row.person for row in AlignManifest.read(aligned).aligned())
+    people = sorted(counts)
     if len(people) < n:
         raise SystemExit(f"{aligned} holds {len(people)} aligned people, fewer than {n}")
-    return people[:n]
+    people = people[:n]
+    return sorted(sorted(people, key=lambda p: (-counts[p], p))[:largest]) if largest else people
 
 
-def _protect_child(aligned: Path, out: Path, n: int) -> None:
-    """One process: protect the first n people; print seconds and peak RSS as JSON."""
+def _protect_child(aligned: Path, out: Path, n: int, largest: int) -> None:
+    """One process: protect the people of :func:`_first_people`; print seconds and peak RSS as JSON."""
     from fam.config import load_params
     from fam.keys import research_key
     from fam.protect import protect_dataset
@@ -53,7 +61,7 @@ def _protect_child(aligned: Path, out: Path, n: int) -> None:
     params = load_params("params.yaml", REDUCED)
     t0 = time.perf_counter()
     s = protect_dataset(
-        aligned, out, research_key(1), params, persons=_first_people(aligned, n), progress=False
+        aligned, out, research_key(1), params, persons=_first_people(aligned, n, largest), progress=False
     )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": time.perf_counter() - t0, "rss_mb": rss_mb, "images": s.n_images}))
@@ -89,12 +97,13 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=20)
     ap.add_argument("--shard-size", type=int, default=25)
     ap.add_argument("--child", choices=["protect", "flow"], help=argparse.SUPPRESS)
+    ap.add_argument("--largest", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--flow-params", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     aligned = args.aligned.expanduser().resolve()
     if args.child == "protect":
-        return _protect_child(aligned, args.out, args.persons)
+        return _protect_child(aligned, args.out, args.persons, args.largest)
     if args.child == "flow":
         return _flow_child(aligned, args.out, args.persons, args.flow_params)
 
@@ -104,8 +113,12 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
     me = [sys.executable, "-m", "benchmarks.bench_load", "--aligned", str(aligned)]
     print(f"training_running={training_running()} work={tmp}")
-    small = _run([*me, "--child", "protect", "--persons", str(args.small), "--out", str(tmp / "small")], env)
-    print(f"protect persons={args.small}: {small}")
+    largest = ["--largest", str(args.small)]
+    small = _run(
+        [*me, "--child", "protect", "--persons", str(args.persons), *largest, "--out", str(tmp / "small")],
+        env,
+    )
+    print(f"protect the {args.small} largest of the {args.persons} persons: {small}")
     large = _run(
         [*me, "--child", "protect", "--persons", str(args.persons), "--out", str(tmp / "large")], env
     )

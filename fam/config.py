@@ -368,12 +368,6 @@ class MlopsImpostors:
 
 
 @dataclass(frozen=True)
-class ResearchKeyRef:
-    name: str  # folder name under runs/protect/
-    seed: int = setting(ge=0)  # research seed: insecure by design, for reproducing tables only
-
-
-@dataclass(frozen=True)
 class MlopsConfig:
     """Orchestration settings: read by dvc.yaml, the Prefect flows (flows/) and MLflow lineage."""
 
@@ -382,9 +376,10 @@ class MlopsConfig:
     # `fam align --person A --person B ...` (.dvc/config: parsing.list = append); [] = all of LFW.
     subset: MlopsSubset = field(default_factory=lambda: MlopsSubset())
     impostors: MlopsImpostors = field(default_factory=MlopsImpostors)
-    # Keys the DVC pipeline protects under, one `protect@<name>` stage each (the paper's "key 1,
-    # key 2"; research keys are insecure by design and used for reproducing tables only).
-    research_keys: tuple[ResearchKeyRef, ...] = (ResearchKeyRef("k1", 1), ResearchKeyRef("k2", 2))
+    # Research seeds the DVC pipeline protects under, one `protect@<seed>` stage each writing
+    # runs/protect/k<seed> (the paper's "key 1, key 2"; a plain list, so that DVC names the stages by
+    # seed; research keys are insecure by design and used for reproducing tables only).
+    research_keys: tuple[int, ...] = setting((1, 2), ge=0)
     tracking_uri: str = "sqlite:///runs/mlflow.db"  # MLflow lineage store
     artifact_root: str = "runs/mlartifacts"  # where MLflow stores artifacts of new experiments
     experiment: str = "fam"
@@ -393,11 +388,6 @@ class MlopsConfig:
     max_workers: int = setting(2, ge=1)
     retries: int = setting(2, ge=0)  # retries of a task on a transient failure (I/O, worker lost)
     retry_delay_s: float = setting(5.0, ge=0)
-
-    def __post_init__(self) -> None:
-        names = [k.name for k in self.research_keys]
-        if len(set(names)) != len(names):
-            raise ValueError(f"research_keys needs unique names, got {names}")
 
 
 @dataclass(frozen=True)

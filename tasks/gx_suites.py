@@ -23,7 +23,6 @@ through ``python -m tasks.stages validate ...`` (:mod:`tasks.stages`).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fam.artifacts import AlignManifest, Metrics, ProtectManifest, ReleaseIndex
+from fam.artifacts import AlignManifest, AlignSummary, Metrics, ProtectManifest, ReleaseIndex
 from fam.artifacts.evaluation import FAMILY_RANGES
 from fam.errors import InputError, UserError
 from fam.io_utils import atomic_write_text, sha256_bytes
@@ -48,24 +47,59 @@ class ValidationFailed(UserError):
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report
-        failed = "; ".join(f"{r['expectation']}({r.get('column') or ''}): {r['why']}" for r in report.failed)
+        failed = "; ".join(
+            f"{r['expectation']}({r.get('column') or ''}): {r['why']}"
+            + (
+                f" [{', '.join(r['examples'])}{' ...' if r['unexpected_count'] > len(r['examples']) else ''}]"
+                if r.get("examples")
+                else ""
+            )
+            for r in report.failed
+        )
         super().__init__(f"validation suite {report.suite!r} failed: {failed}")
+
+
+def data_docs_dir(report_path: str | Path) -> Path:
+    """Where the Data Docs of a report go: ``runs/validation/input.json`` -> ``.../input-data-docs/``."""
+    path = Path(report_path)
+    return path.with_name(f"{path.stem}-data-docs")
 
 
 @dataclass
 class ValidationReport:
+    """One suite's verdict: our summary per expectation (``results``: the frame, the file or row at
+    fault in ``examples``) and Great Expectations' own validation results (``gx_results``)."""
+
     suite: str
     success: bool
     n_rows: int
     results: list[dict[str, Any]] = field(default_factory=list)
+    gx_results: list[dict[str, Any]] = field(default_factory=list)  # ExpectationSuiteValidationResult JSON
+    _context: Any = field(default=None, repr=False, compare=False)  # the GX context holding the runs
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.results if not r["success"]]
 
     def write(self, path: str | Path) -> Path:
+        """The report as JSON at ``path`` and GX Data Docs (HTML) in :func:`data_docs_dir`."""
         path = Path(path)
-        atomic_write_text(path, json.dumps(asdict(self), indent=2, default=str) + "\n")
+        doc = {k: getattr(self, k) for k in ("suite", "success", "n_rows", "results", "gx_results")}
+        atomic_write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
+        if self._context is not None:
+            site = data_docs_dir(path)
+            self._context.add_data_docs_site(
+                "fam",
+                {
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(site),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+            self._context.build_data_docs(site_names=["fam"])
         return path
 
     def raise_for_failure(self) -> ValidationReport:
@@ -188,11 +222,16 @@ def validate_release(
     items["from_accepted_input"] = [i in expected_ids for i in item_ids]
 
     # Pixels of the originals: file bytes of the raw inputs and the aligned images, and decoded arrays.
+    # The raw photos are where `fam align` read them (align_summary.json records the folder); one
+    # that cannot be found fails the suite, since the leak check could not compare against it.
+    raw_root = _align_input_root(aligned_dir)
     original_file_hashes: set[str] = set()
     original_pixel_hashes: set[str] = set()
+    raw_found = {}
     for _, row in accepted.iterrows():
-        raw = Path(str(row["input_path"]))
-        if raw.is_file():
+        raw = raw_root / str(row["input_path"]) if raw_root is not None else None
+        raw_found[ident(row["person"], row["input_path"])] = raw is not None and raw.is_file()
+        if raw is not None and raw.is_file():
             original_file_hashes.add(sha256_bytes(raw.read_bytes()))
             original_pixel_hashes.add(_pixel_hash(raw))
         al = aligned_dir / str(row["output_path"])
@@ -200,6 +239,7 @@ def validate_release(
             original_file_hashes.add(sha256_bytes(al.read_bytes()))
             original_pixel_hashes.add(_pixel_hash(al))
 
+    expected["raw_input_found"] = [raw_found.get(i, False) for i in expected["input"]]
     listed = {str(o) for o in items["output"]}
     key_bytes = bytes.fromhex(key_hex) if key_hex else None
     files = sorted(p for p in release.rglob("*") if p.is_file()) if release.is_dir() else []
@@ -279,6 +319,11 @@ def validate_release(
                 (
                     E.ExpectColumnValuesToBeInSet(column="accounted_for", value_set=true),
                     "one protected image per accepted input (or a recorded reject)",
+                ),
+                (
+                    E.ExpectColumnValuesToBeInSet(column="raw_input_found", value_set=true),
+                    f"the original photo is where `fam align` read it ({AlignSummary.FILENAME}), so that "
+                    "release files can be compared with it",
                 ),
             ],
         ),
@@ -377,15 +422,23 @@ def validate_metrics(metrics: str | Path | Metrics) -> ValidationReport:
 
 
 # --------------------------------------------------------------------------------------------
-# Great Expectations plumbing: one ephemeral context per process (import costs seconds).
+# Great Expectations plumbing: one ephemeral context per suite run (milliseconds once GX is
+# imported), so that a report's Data Docs show that run's validations only.
 
 
-@functools.cache
 def _context() -> Any:
     gx = _gx()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
-    ctx = gx.get_context(mode="ephemeral")
+    # No temporary docs site: a report's Data Docs go where ValidationReport.write puts them.
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    )
+    ctx = gx.get_context(mode="ephemeral", project_config=config)
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     return ctx
 
@@ -402,6 +455,10 @@ def _gx() -> Any:
 _SUITE_COUNTER = iter(range(1 << 62))
 
 
+# The column that names each row of a frame (a file or an input): failures quote it.
+_ROW_IDS = ("file", "output", "input", "input_path", "person", "metric", "name")
+
+
 def _run_suite(
     suite_name: str, frames: dict[str, tuple[pd.DataFrame, list[tuple[Any, str]]]]
 ) -> ValidationReport:
@@ -410,8 +467,13 @@ def _run_suite(
     uid = next(_SUITE_COUNTER)
     source = ctx.data_sources.add_pandas(f"fam-{suite_name}-{uid}")
     results: list[dict[str, Any]] = []
+    native: list[dict[str, Any]] = []
     n_rows = 0
     for frame_name, (frame, expectations) in frames.items():
+        row_id = next((c for c in _ROW_IDS if c in frame.columns), None)
+        result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+        if row_id is not None:
+            result_format["unexpected_index_column_names"] = [row_id]
         n_rows += len(frame)
         batch = source.add_dataframe_asset(frame_name).add_batch_definition_whole_dataframe("whole")
         suite = gx.ExpectationSuite(name=f"{suite_name}.{frame_name}.{uid}")
@@ -424,11 +486,18 @@ def _run_suite(
             gx.ValidationDefinition(data=batch, suite=suite, name=f"{suite_name}.{frame_name}.{uid}")
         )
         run = definition.run(
-            batch_parameters={"dataframe": frame.reset_index(drop=True)}, result_format="SUMMARY"
+            batch_parameters={"dataframe": frame.reset_index(drop=True)}, result_format=result_format
         )
+        native.append(run.to_json_dict())
         by_id = {e.id: w for e, w in zip(suite.expectations, whys, strict=True)}
         for r in run.results:
             cfg = r.expectation_config
+            at_fault = r.result.get("partial_unexpected_index_list") or []
+            examples = (
+                [str(x[row_id]) for x in at_fault if isinstance(x, dict) and row_id in x]
+                if row_id is not None
+                else []
+            ) or [str(x) for x in (r.result.get("partial_unexpected_list") or [])]
             results.append(
                 {
                     "frame": frame_name,
@@ -437,14 +506,21 @@ def _run_suite(
                     "success": bool(r.success),
                     "why": by_id.get(cfg.id, ""),
                     "unexpected_count": r.result.get("unexpected_count", 0),
-                    "examples": [str(x) for x in (r.result.get("partial_unexpected_list") or [])[:5]],
+                    "examples": examples[:5],
                 }
             )
-    return ValidationReport(suite_name, all(r["success"] for r in results), n_rows, results)
+    return ValidationReport(suite_name, all(r["success"] for r in results), n_rows, results, native, ctx)
 
 
 # --------------------------------------------------------------------------------------------
 # Helpers.
+
+
+def _align_input_root(aligned_dir: Path) -> Path | None:
+    """The folder `fam align` read the photos from, or None when no summary records it."""
+    if not (aligned_dir / AlignSummary.FILENAME).is_file():
+        return None
+    return Path(AlignSummary.read(aligned_dir).input_dir)
 
 
 def _read_align_manifest(aligned_dir: Path) -> pd.DataFrame:

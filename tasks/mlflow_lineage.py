@@ -482,10 +482,16 @@ def _put_settings(client: Any, run_id: str, folder: Path, artifact_dir: str, log
 
 
 def _put_validation(client: Any, run_id: str, reports: list[Path], log_originals: bool) -> None:
+    from tasks.gx_suites import data_docs_dir
+
     for report in reports:
         if report.is_file():
             text = conv.validation_report_for_store(report.read_text(), log_originals)
             client.log_text(run_id, text, f"validation/{report.name}")
+            # Data Docs quote the rows at fault (input paths: real names) except for the metrics suite.
+            docs = data_docs_dir(report)
+            if docs.is_dir() and (log_originals or json.loads(text).get("suite") == "metrics"):
+                client.log_artifacts(run_id, str(docs), f"validation/{docs.name}")
 
 
 def _log_release_artifacts(client: Any, run_id: str, record: ReleaseRecord, log_originals: bool) -> None:
@@ -605,6 +611,11 @@ def open_pipeline_run(store: Store, params: Params, keys: list[str]) -> str:
     )
 
 
+def dvc_stage(release_folder: str) -> str:
+    """The dvc.yaml stage that writes ``runs/protect/<release_folder>``: ``k1`` -> ``protect@1``."""
+    return f"protect@{release_folder.removeprefix('k')}"
+
+
 def record_pipeline(
     params: Params,
     *,
@@ -620,7 +631,7 @@ def record_pipeline(
 
     The parent run (``run_id``, opened by :func:`open_pipeline_run` when the stage started)
     holds the evaluation: metrics, report, every validation report and every key fingerprint.
-    Each key's release is a nested run named after its DVC stage (``protect@k1``) with its own
+    Each key's release is a nested run named after its DVC stage (``protect@1``) with its own
     validation report; only these carry ``fam.key_fingerprint``, so ``fam audit`` lists each
     release once. The evaluated release's run points at the parent (``fam.evaluation_run_id``).
     """
@@ -660,11 +671,11 @@ def record_pipeline(
                     out_dir=protect_root / k,
                     aligned_dir=aligned_dir,
                     validation_reports=sorted(validation_dir.glob(f"release-{k}.json")),
-                    run_name=f"protect@{k}",
+                    run_name=dvc_stage(k),
                     source_name=STAGE_SOURCE,
                     extra_tags={
                         "flow": "dvc",
-                        "stage": f"protect@{k}",
+                        "stage": dvc_stage(k),
                         **({"evaluation_run_id": parent} if k == evaluated_key else {}),
                     },
                 ),

@@ -44,7 +44,12 @@ def _finish(report: gx_suites.ValidationReport, report_path: str | None) -> None
         report.write(report_path)
     for r in report.results:
         mark = "ok  " if r["success"] else "FAIL"
-        click.echo(f"{mark} {report.suite}.{r['frame']}: {r['why']} [{r['unexpected_count']} unexpected]")
+        at_fault = f": {', '.join(r['examples'])}" if not r["success"] and r.get("examples") else ""
+        click.echo(
+            f"{mark} {report.suite}.{r['frame']}: {r['why']} [{r['unexpected_count']} unexpected{at_fault}]"
+        )
+    if report_path:
+        click.echo(f"Data Docs: {gx_suites.data_docs_dir(report_path) / 'index.html'}")
     if not report.success:
         raise SystemExit(1)
 

@@ -88,8 +88,8 @@ BAD_VALUES = [
         "evaluate.recognizers[0].batch_size = 0: must be an integer >= 1",
     ),
     (
-        "mlops.research_keys=[{name: k1, seed: -1}]",
-        "mlops.research_keys[0].seed = -1: must be an integer >= 0",
+        "mlops.research_keys=[1, -1]",
+        "mlops.research_keys[1] = -1: must be an integer >= 0",
     ),
     ("groups.augment.seed=-1", "groups.augment.seed = -1: must be an integer in [0, 4294967296)"),
 ]
@@ -110,8 +110,7 @@ def test_cross_field_and_model_option_checks():
     # options are checked for the model named; another model's option of the same name is its own
     spec = parse_params({"models": {"generator": {"name": "stylegan2", "noise_seed": None}}}).models.generator
     assert spec.options["noise_seed"] is None
-    with pytest.raises(ConfigError, match=r"mlops: research_keys needs unique names"):
-        parse_params({"mlops": {"research_keys": [{"name": "a", "seed": 1}, {"name": "a", "seed": 2}]}})
+    assert parse_params({"mlops": {"research_keys": [3, 7]}}).mlops.research_keys == (3, 7)
 
 
 def test_shipped_settings_test_settings_and_defaults_are_in_range():

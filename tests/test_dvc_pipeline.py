@@ -60,7 +60,7 @@ def test_stages_call_the_cli_declare_real_params_and_write_under_runs():
         for out in [*body.get("outs", []), *body.get("metrics", [])]:
             path = next(iter(out)) if isinstance(out, dict) else out
             assert path.startswith("runs/"), (name, path)
-    assert "foreach" in stages["protect"] and "${item.seed}" in stages["protect"]["do"]["cmd"]
+    assert "foreach" in stages["protect"] and "--research-seed ${item}" in stages["protect"]["do"]["cmd"]
     # The ablations documented in dvc.yaml are real settings.
     for key in ("optimise.weights.consistency", "optimise.weights.attribute", "optimise.weights.anonymity"):
         assert key in known
@@ -118,6 +118,35 @@ _runner.build_recognizers = lambda cfg: [_Tiny()]
 """
 
 
+def _declared_plot_files() -> dict[str, list[str]]:
+    """Each file ``plots:`` in dvc.yaml names, with the data columns read from it ([] for images)."""
+    files: dict[str, list[str]] = {}
+    for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]:
+        if isinstance(entry, str):
+            files[entry] = []
+            continue
+        (spec,) = entry.values()
+        for path, cols in spec["y"].items():
+            files[path] = [spec["x"], *([cols] if isinstance(cols, str) else cols)]
+    return files
+
+
+def test_declared_plots_are_files_the_evaluation_writes(tmp_path: Path):
+    from tests.helpers.tiny_evaluation import evaluate_tiny, write_tiny_evaluation_inputs
+
+    inputs = write_tiny_evaluation_inputs(tmp_path / "in")
+    evaluate_tiny(inputs, tmp_path / "eval", inputs.params.replace({"evaluate.grid_rows": 0}))
+    files = _declared_plot_files()
+    assert any(path.endswith(".csv") for path in files) and any(path.endswith(".png") for path in files)
+    for path, columns in files.items():
+        # dvc.yaml names the default evaluator (dlib); the tiny evaluation's is "tiny"
+        written = tmp_path / "eval" / Path(path).relative_to("runs/eval").as_posix().replace("_dlib", "_tiny")
+        assert written.is_file(), path
+        if columns:
+            header = written.read_text().splitlines()[0].split(",")
+            assert set(columns) <= set(header), (path, header)
+
+
 @pytest.mark.slow
 @pytest.mark.data
 def test_dvc_repro_on_a_tiny_copy(tmp_path: Path, lfw_available: Path):
@@ -133,7 +162,9 @@ def test_dvc_repro_on_a_tiny_copy(tmp_path: Path, lfw_available: Path):
         shutil.copytree(lfw_available / "images" / person, lfw / person)
     for name in ("fam", "tasks", "flows", "tests"):
         (repo / name).symlink_to(ROOT / name)
-    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    # plots name the default evaluator (dlib) and baselines; this copy has "tiny" and none
+    pipeline = (ROOT / "dvc.yaml").read_text().replace("_dlib", "_tiny")
+    (repo / "dvc.yaml").write_text(pipeline.replace(", blur, pixelate, downsample]", "]"))
     settings = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings.update({k: v for k, v in TINY_SETTINGS.items() if k != "runtime"})
     settings["evaluate"].update(
@@ -170,5 +201,8 @@ def test_dvc_repro_on_a_tiny_copy(tmp_path: Path, lfw_available: Path):
     assert metrics  # dvc sees runs/report/metrics.json
     lineage = yaml.safe_load((repo / "runs" / "report" / "lineage.json").read_text())
     assert set(lineage["release_runs"]) == {"k1", "k2"}
+    assert "protect@1" in run(str(DVC), "stage", "list")
     status = run(str(DVC), "status")
     assert "up to date" in status.lower(), status
+    plots = yaml.safe_load(run(str(DVC), "plots", "show", "--json"))
+    assert plots

@@ -93,3 +93,26 @@ def test_downsample_is_the_identity_at_its_own_size_and_keeps_shape_and_range():
     y = downsample(x, 16)
     assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
     assert (y - x).abs().mean() > 0.05  # detail is lost
+
+
+def test_a_one_person_release_degrades_to_notes_not_a_traceback(inputs, tmp_path):
+    from tests.helpers.tiny_evaluation import write_release
+
+    originals = sorted((inputs.aligned / "images" / "person_00").glob("*.png"))
+    for seed in (1, 2):
+        write_release(tmp_path / f"one{seed}", originals, seed)
+    gen = TinyGenerator()
+    result = evaluate_release(
+        inputs.aligned,
+        tmp_path / "one1",
+        tmp_path / "eval",
+        inputs.params.replace({"evaluate.grid_rows": 0}),
+        release2_dir=tmp_path / "one2",
+        thresholds_from=inputs.impostors,
+        recognizers=[TinyRecognizer()],
+        models=(gen, TinyInverter(gen)),
+        progress=False,
+    )
+    assert "dsys_protected_tiny" not in result.metrics and "dsys_raw_tiny" not in result.metrics
+    assert any("protected D_sys n/a" in n for n in result.notes)
+    assert "| tiny | n/a | n/a |" in (tmp_path / "eval" / "report.md").read_text()

@@ -336,10 +336,9 @@ def test_dvc_pipeline_runs_are_named_after_their_stages(tmp_path, store):
     assert "anonymity/psr_anonymity_tiny_fmr1e-3" in parent.data.metrics
     for k, rid in out["release_runs"].items():
         run = client.get_run(rid)
-        assert (
-            run.info.run_name == f"protect@{k}" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        )
-        assert run.data.tags["fam.stage"] == f"protect@{k}"
+        assert run.info.run_name == f"protect@{k[1:]}"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["fam.stage"] == f"protect@{k[1:]}"
         assert [r["run_id"] for r in lineage.releases_for(store, fps[k])] == [rid]
     assert client.get_run(out["release_runs"]["k1"]).data.tags["fam.evaluation_run_id"] == parent.info.run_id
 
@@ -411,3 +410,21 @@ def test_fam_key_revoke_records_the_revocation_audit_reports(tmp_path, store, mo
     assert lineage.revocation_of(store, lost)["replacement_fingerprint"] is None
     same = CliRunner().invoke(_cli(), [*args, "--replacement-key-file", str(old)])
     assert same.exit_code == 2 and "the replacement key is the revoked key" in same.stderr
+
+
+@pytest.mark.unit
+def test_validation_reports_lose_quoted_rows_on_their_way_to_the_store():
+    report = {
+        "suite": "input",
+        "results": [{"why": "aligned file exists", "examples": ["Alice_Example/x.jpg"]}],
+        "gx_results": [
+            {
+                "results": [
+                    {"result": {"partial_unexpected_index_list": [{"input_path": "Alice_Example/x.jpg"}]}}
+                ]
+            }
+        ],
+    }
+    stored = conv.validation_report_for_store(json.dumps(report), log_originals=False)
+    assert "Alice" not in stored
+    assert conv.validation_report_for_store(json.dumps(report), log_originals=True) == json.dumps(report)

@@ -17,7 +17,13 @@ import pytest
 from PIL import Image
 
 from fam.artifacts import KeyIdentity, Metrics, ProtectManifest, ReleaseIndex
-from tasks.gx_suites import validate_input_manifest, validate_metrics, validate_release
+from tasks.gx_suites import (
+    ValidationFailed,
+    data_docs_dir,
+    validate_input_manifest,
+    validate_metrics,
+    validate_release,
+)
 from tests.helpers.artifacts import (
     aligned_row,
     protect_item,
@@ -52,13 +58,13 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
             Image.fromarray(np.full((64, 64, 3), seed * 20, np.uint8)).save(src, format="JPEG")
             rel = f"images/{person}/{src.stem}.png"
             _png(aligned / rel, seed)
-            rows.append(aligned_row(str(src), person, rel, side=64))
+            rows.append(aligned_row(src.relative_to(raw).as_posix(), person, rel, side=64))
             pseudo = f"p{seed:012d}"
             rel_out = f"release/images/{pseudo}/{i}.png"
             _png(out / rel_out, 1000 + seed)
             items.append(protect_item(out, src, person, pseudo, rel_out, i))
-    rows.append(rejected_row(str(raw / "Bob_Example" / "bad.jpg"), "Bob_Example"))
-    write_align_manifest(aligned, rows)
+    rows.append(rejected_row("Bob_Example/bad.jpg", "Bob_Example"))
+    write_align_manifest(aligned, rows, input_dir=raw)  # input paths relative to raw/, as fam align writes
     write_protect_output(out, items, KeyIdentity("secret", "fp-test"))
     return raw, aligned, out
 
@@ -127,6 +133,38 @@ def test_release_suite_finds_original_pixels_names_and_missing_outputs(good, tmp
         "no real names",
         "one protected image per accepted input (or a recorded reject)",
     } <= failed
+
+
+def test_a_raw_photo_copied_into_the_release_is_caught_and_named(good, tmp_path):
+    raw, aligned, out = good
+    out2 = _copy(out, tmp_path)
+    item = ProtectManifest.read(out2).items[0]
+    shutil.copy(raw / "Alice_Example" / "Alice_Example_0001.jpg", out2 / item.output)  # bytes of the photo
+    report = validate_release(out2, aligned)
+    leak = next(r for r in report.failed if r["why"] == "no original pixels")
+    assert leak["examples"] == [item.output]  # the file at fault, not a bare False
+    assert f"[{item.output}]" in str(ValidationFailed(report))
+
+
+def test_a_release_whose_photos_cannot_be_found_fails_closed(good, tmp_path):
+    _, aligned, out = good
+    moved = tmp_path / "aligned"
+    shutil.copytree(aligned, moved)
+    (moved / "align_summary.json").unlink()  # nowhere recorded where the photos were
+    report = validate_release(out, moved)
+    assert any(r["column"] == "raw_input_found" for r in report.failed)
+
+
+def test_reports_hold_native_gx_results_and_data_docs(good, tmp_path):
+    _, aligned, out = good
+    report = validate_release(out, aligned, expected_fingerprint="fp-test")
+    path = report.write(tmp_path / "release.json")
+    doc = json.loads(path.read_text())
+    assert doc["success"] and len(doc["gx_results"]) == 4  # one per frame
+    assert {"success", "results", "statistics", "suite_name"} <= set(doc["gx_results"][0])
+    site = data_docs_dir(path)
+    assert (site / "index.html").is_file()
+    assert len(list((site / "validations").rglob("*.html"))) == 4
 
 
 def test_release_suite_checks_the_release_index_against_the_manifest(good, tmp_path):

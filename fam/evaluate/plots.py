@@ -1,4 +1,5 @@
-"""Figures of the evaluation report (matplotlib, Agg backend: no display needed).
+"""Figures of the evaluation report (matplotlib, Agg backend: no display needed), and the data
+behind the ROC and D(s) figures as CSV (what `dvc plots` reads; dvc.yaml declares them).
 
 None of these draws a face except :func:`save_grid`, whose output stays in the evaluation
 folder and is never committed.
@@ -21,6 +22,7 @@ from PIL import Image, ImageDraw
 from fam.evaluate.unlinkability import Unlinkability
 from fam.evaluate.verification import Roc
 from fam.faces.imageio import to_uint8
+from fam.io_utils import atomic_write_text
 
 
 def plot_roc(curves: Mapping[str, tuple[Roc, float]], title: str, path: Path) -> None:
@@ -37,6 +39,34 @@ def plot_roc(curves: Mapping[str, tuple[Roc, float]], title: str, path: Path) ->
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+ROC_GRID = np.logspace(-6, 0, 61)  # FMR values of the ROC data file (log-spaced, 10 per decade)
+
+
+def write_roc_csv(curves: Mapping[str, tuple[Roc, float]], path: Path) -> None:
+    """``fmr`` and one TMR column per curve (spaces become ``_``): the best TMR at FMR <= each grid value."""
+    columns = {}
+    for label, (curve, _) in curves.items():
+        tmr = 1 - curve.fnmr
+        columns[label.replace(" ", "_")] = [
+            float(tmr[curve.fmr <= f].max()) if (curve.fmr <= f).any() else 0.0 for f in ROC_GRID
+        ]
+    lines = [",".join(["fmr", *columns])]
+    lines += [
+        ",".join([f"{f:.6g}", *(f"{c[i]:.6f}" for c in columns.values())]) for i, f in enumerate(ROC_GRID)
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def write_unlinkability_csv(result: Unlinkability, path: Path) -> None:
+    """``score, d, p_mated, p_nonmated`` per histogram bin (fig. 5's curves)."""
+    lines = ["score,d,p_mated,p_nonmated"]
+    lines += [
+        f"{s:.6f},{d:.6f},{m:.6f},{n:.6f}"
+        for s, d, m, n in zip(result.centers, result.d_local, result.p_mated, result.p_nonmated, strict=True)
+    ]
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_histograms(

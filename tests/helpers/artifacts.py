@@ -8,6 +8,7 @@ from pathlib import Path
 from fam.artifacts import (
     AlignManifest,
     AlignRow,
+    AlignSummary,
     KeyIdentity,
     ProtectItem,
     ProtectManifest,
@@ -31,7 +32,18 @@ def rejected_row(input_path: str, person: str, reason: str = "no_face", side: in
     return AlignRow(input_path, person, "rejected", reason, "", "JPEG", "JPEG", side, side, None, None, 0)
 
 
-def write_align_manifest(aligned_dir: Path, rows: Sequence[AlignRow]) -> Path:
+def write_align_manifest(aligned_dir: Path, rows: Sequence[AlignRow], input_dir: Path | None = None) -> Path:
+    """``manifest.csv``, and with ``input_dir`` (where the photos are) ``align_summary.json`` as well."""
+    if input_dir is not None:
+        AlignSummary(
+            input_dir=str(input_dir.resolve()),
+            n_inputs=len(rows),
+            aligned=sum(r.status == "aligned" for r in rows),
+            rejected={},
+            formats={},
+            processed=len(rows),
+            seconds_per_image=0.0,
+        ).write(aligned_dir)
     return AlignManifest(tuple(rows)).write(aligned_dir)
 
 

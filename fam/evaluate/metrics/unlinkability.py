@@ -32,6 +32,11 @@ def unlinkability_metrics(ctx: EvaluationContext) -> EvaluationOutput:
             dsys[RAW] = unlinkability(gen_o, imp_o, cfg.unlinkability_bins)
             out.add(f"dsys_raw_{name}", dsys[RAW].d_sys, "rate")
             out.add(f"n_mated_raw_{name}", gen_o.size, "count")
+        else:
+            out.notes.append(
+                f"{name}: raw D_sys n/a: it needs two people and a person with two images "
+                f"(mated {gen_o.size}, non-mated {imp_o.size} pairs)"
+            )
         if rel2 is not None:
             a_idx, e_prot2 = ctx.second_key(rec)
             sub = ctx.protected(rec)[a_idx]
@@ -48,13 +53,22 @@ def unlinkability_metrics(ctx: EvaluationContext) -> EvaluationOutput:
             )
             if mated.size:
                 add_psr(out, ctx, name, "unlinkability_person", mated)
+            if mated.size and nonmated.size:
                 dsys[PROTECTED] = unlinkability(mated, nonmated, cfg.unlinkability_bins)
                 out.add(f"dsys_protected_{name}", dsys[PROTECTED].d_sys, "rate")
                 out.add(f"n_mated_protected_{name}", mated.size, "count")
+            else:
+                out.notes.append(
+                    f"{name}: protected D_sys n/a: it needs two people and a person with two images under "
+                    f"both keys (mated {mated.size}, non-mated {nonmated.size} pairs)"
+                )
         if dsys:
             if "dsys_bins" not in out.values:
                 out.add("dsys_bins", cfg.unlinkability_bins, "count")
             plots.plot_unlinkability(dsys, f"unlinkability ({name})", ctx.plots_dir / f"dsys_{name}.png")
+            for label, result in dsys.items():
+                kind = "raw" if label == RAW else "protected"
+                plots.write_unlinkability_csv(result, ctx.plots_dir / f"dsys_{kind}_{name}.csv")
     out.section = _section(ctx, {k: v for k, (v, _) in out.values.items()})
     return out
 

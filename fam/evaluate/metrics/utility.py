@@ -65,6 +65,7 @@ def _one_evaluator(ctx: EvaluationContext, rec: FaceRecognizer, out: EvaluationO
             verify("naive", "naive mixing", g, i)
     if curves:
         plots.plot_roc(curves, f"verification ROC ({name})", ctx.plots_dir / f"roc_{name}.png")
+        plots.write_roc_csv(curves, ctx.plots_dir / f"roc_{name}.csv")
 
     pick = _tsne_pick(ctx.persons, cfg.tsne_max_people)
     if len(pick) >= 5:
