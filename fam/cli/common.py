@@ -216,17 +216,3 @@ def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
         is_flag=True,
         help="No progress output (bars, stage messages), for logs; results are still printed.",
     )(wrapper)
-
-
-def warn_unless_aligned(input_dir: Path) -> None:
-    """One line on stderr when ``input_dir`` is not a ``fam align`` output (a warning, not a refusal:
-    person folders of faces aligned elsewhere are a valid input, but raw photos would be used unaligned)."""
-    from fam.dataset import is_align_output
-
-    if not is_align_output(input_dir):
-        click.echo(
-            f"warning: {input_dir} is not a `fam align` output (no manifest.csv): its images are used as "
-            "they are, so raw photos would go in unaligned; run `fam align` first unless they are "
-            "FFHQ-aligned faces",
-            err=True,
-        )

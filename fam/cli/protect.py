@@ -15,8 +15,21 @@ from fam.cli.common import (
     params_options,
     persons_option,
     quiet_option,
-    warn_unless_aligned,
 )
+
+
+def warn_unless_aligned(input_dir: Path) -> None:
+    """One line on stderr when ``input_dir`` is not a ``fam align`` output (a warning, not a refusal:
+    person folders of faces aligned elsewhere are a valid input, but raw photos would be used unaligned)."""
+    from fam.dataset import is_align_output
+
+    if not is_align_output(input_dir):
+        click.echo(
+            f"warning: {input_dir} is not a `fam align` output (no manifest.csv): its images are used as "
+            "they are, so raw photos would go in unaligned; run `fam align` first unless they are "
+            "FFHQ-aligned faces",
+            err=True,
+        )
 
 
 @click.command(cls=Command)
