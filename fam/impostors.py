@@ -35,13 +35,17 @@ def select_impostors(
     )
 
 
-def copy_impostors(input_dir: Path, out_dir: Path, mlops: MlopsConfig) -> dict[str, list[Path]]:
-    """Copy the selection into an empty ``out_dir/<person>/`` (never into a folder with content)."""
+def copy_impostors(
+    input_dir: Path, out_dir: Path, mlops: MlopsConfig, exclude: set[str] | None = None
+) -> dict[str, list[Path]]:
+    """Copy the selection into an empty ``out_dir/<person>/`` (never into a folder with content).
+
+    ``exclude``: the protected people (default: ``mlops.subset.person``).
+    """
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} is not empty; remove it first (DVC does this before the stage runs)")
-    chosen = select_impostors(
-        input_dir, set(mlops.subset.person), mlops.impostors.n_people, mlops.impostors.images_per_person
-    )
+    exclude = set(mlops.subset.person) if exclude is None else exclude
+    chosen = select_impostors(input_dir, exclude, mlops.impostors.n_people, mlops.impostors.images_per_person)
     for person, files in chosen.items():
         (out_dir / person).mkdir(parents=True, exist_ok=True)
         for f in files:

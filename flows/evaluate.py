@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from tasks import evaluate, lineage, protect, validation
+from tasks import evaluate, lineage, prefect_artifacts, protect, validation
 
 
 @flow(
@@ -24,8 +24,22 @@ def evaluate_release(
     params_path: str = "params.yaml",
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``release_dir`` is a protect output folder (``manifest.json`` + ``release/``); ``key`` (a
-    reference) enables the key-holder attacks for secret keys."""
+    """Evaluate a finished release, gate its metrics (Great Expectations) and record it in MLflow.
+
+    Args:
+        aligned_dir: The aligned faces the release was made from.
+        release_dir: A protect output folder (``manifest.json`` + ``release/``).
+        eval_dir: Where metrics.json, report.md, plots/ and thresholds.json go.
+        release2_dir: The same inputs protected under a second key (unlinkability, D_sys).
+        thresholds_from: Aligned folder of people NOT in the release, or a thresholds.json
+            (default: the people of ``aligned_dir`` the release lacks).
+        key: A key reference (never material); enables the key-holder attacks for secret keys.
+        params_path: The settings file (params.yaml).
+        overrides: Dotted settings overrides.
+
+    Returns:
+        The MLflow run id and the evaluation folder.
+    """
     overrides = dict(overrides or {})
     run_id = lineage.open_lineage_run(params_path, overrides, "evaluate-release", eval_dir)
     identity = protect.release_identity(release_dir)
@@ -46,5 +60,8 @@ def evaluate_release(
         "evaluate-release",
         {"release2_dir": release2_dir or ""},
         run_id,
+    )
+    prefect_artifacts.report_artifacts(
+        params_path, overrides, run_id, release_dir, identity["fingerprint"], eval_dir
     )
     return {"mlflow_run_id": run_id, "metrics": evaluate.metrics(eval_dir)}

@@ -12,8 +12,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from fam.errors import UserError
 from flows.runners import make_task_runner
-from tasks import align, evaluate, lineage, protect, publish, validation
+from tasks import align, evaluate, lineage, prefect_artifacts, protect, publish, validation
 from tasks.common import settings, with_retries
 from tasks.keyref import FlowKeyRef
 
@@ -68,18 +69,42 @@ def protect_dataset(
     publish_dir: str | None = None,
     lineage_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Protect ``aligned_dir`` (aligning ``input_dir`` into it first when given) into ``out_dir``.
+    """Protect the faces of ``aligned_dir`` under one key into ``out_dir``, gate, evaluate, record.
 
-    ``persons``: people to protect (default: all aligned people; with ``input_dir`` and no
-    ``persons``, the ``mlops.subset`` people are aligned and protected).
+    Args:
+        aligned_dir: Aligned faces (a `fam align` output); the flow aligns ``input_dir`` into it
+            first when that is given.
+        out_dir: Protect output folder (``release/`` is the publishable part); re-running resumes.
+        key: A key reference, never key material: ``{"key_file": PATH}``, ``{"env_var": NAME}``,
+            ``{"secret_block": NAME}`` or ``{"research_seed": N}``.
+        params_path: The settings file (params.yaml).
+        overrides: Dotted settings overrides, e.g. ``{"optimise.steps": 10}``.
+        input_dir: Raw photos, one folder per person, aligned into ``aligned_dir`` first.
+        persons: People to protect (default: all aligned people; with ``input_dir`` and no
+            ``persons``, the ``mlops.subset`` people).
+        inversions_dir: A `fam invert` output to reuse instead of inverting again.
+        eval_dir: Evaluate the release into this folder (privacy, utility, quality).
+        release2_dir: The same inputs protected under a second key (unlinkability, D_sys).
+        thresholds_from: Aligned folder of people NOT in the release, or a thresholds.json, for the
+            FMR thresholds; default with ``input_dir``: the flow aligns ``mlops.impostors`` people
+            outside the release beside ``aligned_dir`` itself.
+        publish_dir: Copy the validated ``release/`` here (never overwrites).
+        lineage_tags: Extra MLflow tags.
 
-    Returns the MLflow run id, the key fingerprint and the counts.
+    Returns:
+        The MLflow run id, the key fingerprint, the counts and the output folders.
     """
     log = get_run_logger()
     overrides = dict(overrides or {})
     ref = FlowKeyRef.from_dict(key)  # refuses unknown fields, so no "key material" field can sneak in
     key = ref.to_dict()
     params = settings(params_path, overrides)
+    if eval_dir is not None and thresholds_from is None and input_dir is None:
+        raise UserError(
+            "eval_dir needs FMR thresholds from people outside the release: give the flow parameter "
+            "thresholds_from (an aligned folder of other people, or a thresholds.json), or input_dir so "
+            "that the flow aligns an impostor set itself"
+        )
     run_id = lineage.open_lineage_run(params_path, overrides, "protect-dataset", out_dir)
     reports = validation.reports_dir_for(out_dir)
     reports.mkdir(parents=True, exist_ok=True)
@@ -108,6 +133,10 @@ def protect_dataset(
         out_dir, aligned_dir, key, people, str(reports / "release.json")
     )
     validation_reports = [input_report, release_report]
+    if eval_dir is not None and thresholds_from is None:
+        thresholds_from = with_retries(align.align_impostors, params)(
+            input_dir, aligned_dir, params_path, overrides, people
+        )
     if eval_dir is not None:
         evaluate.evaluate(
             aligned_dir, out_dir, eval_dir, params_path, overrides, release2_dir, thresholds_from, key
@@ -124,6 +153,9 @@ def protect_dataset(
         "protect-dataset",
         lineage_tags,
         run_id,
+    )
+    prefect_artifacts.report_artifacts(
+        params_path, overrides, run_id, out_dir, identity["fingerprint"], eval_dir
     )
     published = publish.publish(out_dir, publish_dir) if publish_dir else None
     return {

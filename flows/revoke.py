@@ -27,7 +27,19 @@ def revoke_key(
     params_path: str = "params.yaml",
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Revoke ``fingerprint`` (public, ``fp-...``) and re-protect its releases under ``new_key``."""
+    """Revoke a key fingerprint and re-protect its releases under a new key.
+
+    Args:
+        fingerprint: The revoked key's public fingerprint (``fp-...``, from `fam key fingerprint`).
+        new_key: A reference to the replacement key (``{"key_file": PATH}``, ``{"env_var": NAME}``
+            or ``{"secret_block": NAME}``), never key material.
+        reason: Why the key is revoked (recorded in MLflow).
+        params_path: The settings file (params.yaml).
+        overrides: Dotted settings overrides.
+
+    Returns:
+        The revocation's MLflow run id, the new fingerprint and each re-protected release.
+    """
     log = get_run_logger()
     overrides = dict(overrides or {})
     releases = lineage.find_releases(params_path, overrides, fingerprint)

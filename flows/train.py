@@ -24,9 +24,22 @@ def train_prior(
     out_dir: str,
     params_path: str = "params.yaml",
     overrides: dict[str, Any] | None = None,
-    kimg: float | None = None,  # total to reach (default training.prior.kimg)
-    chunk_kimg: float = 50.0,  # kimg per task: the unit of retry and progress logging
+    kimg: float | None = None,
+    chunk_kimg: float = 50.0,
 ) -> dict[str, Any]:
+    """Train the compact StyleGAN2 prior in resumable chunks, one MLflow run per flow run.
+
+    Args:
+        data: Packed training faces (``python -m benchmarks.pack_dataset`` output, .npz).
+        out_dir: Training state folder (state.pt, log.jsonl, export/); a re-run resumes from it.
+        params_path: The settings file (params.yaml; ``training.prior``).
+        overrides: Dotted settings overrides.
+        kimg: Thousands of images to reach in all (default ``training.prior.kimg``).
+        chunk_kimg: Thousands of images per task: the unit of retry and progress logging.
+
+    Returns:
+        The MLflow run id and the last chunk's summary.
+    """
     log = get_run_logger()
     overrides = dict(overrides or {})
     params = settings(params_path, overrides)

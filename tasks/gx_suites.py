@@ -94,7 +94,7 @@ class ValidationReport:
                     "class_name": "SiteBuilder",
                     "store_backend": {
                         "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(site),
+                        "base_directory": str(site.resolve()),  # GX wants it absolute
                     },
                     "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
                 },

@@ -22,6 +22,7 @@ from tasks.keyref import FlowKeyRef
 from tasks.mlflow_conventions import metric_name
 from tests.helpers.artifacts import aligned_row, write_align_manifest
 from tests.helpers.faces import make_face_folder
+from tests.helpers.paths import ROOT
 from tests.helpers.tiny_models import TINY_SETTINGS
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]  # one Prefect server start (~15-40 s) + real flow runs
@@ -291,3 +292,58 @@ def test_train_prior_flow_runs_in_resumable_chunks_with_lineage(tmp_path, prefec
     assert run.data.tags["fam.flow"] == "train-prior" and len(run.data.tags["fam.train_data_sha256"]) == 64
     assert [m.step for m in client.get_metric_history(run.info.run_id, "training/kimg")] == [2, 4]
     assert "training/log.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id, "training")}
+
+
+@pytest.mark.data
+def test_shipped_local_deployments_run_with_their_own_parameters(
+    tmp_path, prefect_home, lfw_available, monkeypatch
+):
+    """prefect.yaml's */local deployments, each with the parameters it ships (paths relative to
+    the project, as the worker runs them), on tiny models and 3 LFW people + 30 impostors."""
+    import fam.evaluate.runner
+    from flows.evaluate import evaluate_release
+    from flows.protect import protect_dataset
+    from flows.revoke import revoke_key
+    from tests.helpers.tiny_models import TinyRecognizer
+
+    monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda cfg: [TinyRecognizer()])
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    local = {d["entrypoint"]: d.get("parameters") or {} for d in deployments if d["name"] == "local"}
+    assert set(local) == {
+        "flows/protect.py:protect_dataset",
+        "flows/evaluate.py:evaluate_release",
+        "flows/revoke.py:revoke_key",
+    }
+    monkeypatch.chdir(tmp_path)  # the deployment's working directory: its relative paths resolve here
+    (tmp_path / "data" / "lfw").mkdir(parents=True)
+    (tmp_path / "data" / "lfw" / "images").symlink_to(lfw_available / "images")
+    settings = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings.update({k: v for k, v in TINY_SETTINGS.items() if k != "runtime"})
+    settings["evaluate"].update(
+        {"recognizers": ["tiny"], "min_impostor_pairs": 1000, "fid": False, "attacks": [], "image_size": 32}
+    )
+    settings["mlops"].update(
+        {
+            "subset": {"person": ["Aaron_Peirsol", "Abdoulaye_Wade", "Abel_Pacheco"]},
+            "impostors": {"n_people": 30, "images_per_person": 2},
+            "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "artifact_root": str(tmp_path / "mlartifacts"),
+            "retries": 0,
+        }
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
+    new_key_file(Path(local["flows/protect.py:protect_dataset"]["key"]["key_file"]))
+
+    protected = protect_dataset(**local["flows/protect.py:protect_dataset"])
+    assert protected["n_persons"] == 3 and Path("runs/prefect/eval/report.md").is_file()
+    assert Path("runs/prefect/aligned-impostors/manifest.csv").is_file()  # aligned by the flow itself
+    evaluated = evaluate_release(**local["flows/evaluate.py:evaluate_release"])
+    assert evaluated["metrics"]
+    new = new_key_file(tmp_path / "keys" / "new.fam-key")
+    revoked = revoke_key(
+        **local["flows/revoke.py:revoke_key"],
+        fingerprint=protected["key_fingerprint"],
+        new_key={"key_file": str(tmp_path / "keys" / "new.fam-key")},
+        reason="deployment test",
+    )
+    assert revoked["new_fingerprint"] == new.fingerprint and len(revoked["releases"]) == 1

@@ -318,8 +318,8 @@ def _threshold_source(
     if len(people) < 2:
         raise InputError(
             f"{root} holds {len(people)} people outside the release; thresholds need clean images of many "
-            "other people: give --thresholds-from an aligned folder of people not in the release, or a "
-            "thresholds.json from an earlier evaluation"
+            "other people: give an aligned folder of people not in the release, or a thresholds.json from "
+            "an earlier evaluation (`fam evaluate --thresholds-from`, flow parameter thresholds_from)"
         )
     return ThresholdSource(root, None, tuple(chosen))
 
