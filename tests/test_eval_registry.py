@@ -3,8 +3,9 @@
 ``tests/data/evaluation/`` holds ``metrics.json`` and ``report.md`` of the tiny evaluation
 (:mod:`tests.helpers.tiny_evaluation`) as written by ``evaluate_release`` before it became a loop
 over registered evaluations; the registry must reproduce them. They were regenerated once since,
-when same-resolution scoring and the downsample baseline landed: the diff added the scoring line
-and the downsample rows and moved no other number.
+when same-resolution scoring and the downsample baseline landed (the diff added the scoring line
+and the downsample rows and moved no other number), and when evaluators were labelled white- or
+black-box (headers only).
 """
 
 from __future__ import annotations

@@ -116,3 +116,21 @@ def test_a_one_person_release_degrades_to_notes_not_a_traceback(inputs, tmp_path
     assert "dsys_protected_tiny" not in result.metrics and "dsys_raw_tiny" not in result.metrics
     assert any("protected D_sys n/a" in n for n in result.notes)
     assert "| tiny | n/a | n/a |" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_evaluators_are_labelled_white_box_when_the_loss_used_them(inputs, tmp_path):
+    for identity, kind in (("tiny", "white-box"), ("dlib", "black-box")):
+        params = inputs.params.replace({"models.identity": identity, "evaluate.grid_rows": 0})
+        gen = TinyGenerator()
+        evaluate_release(
+            inputs.aligned,
+            inputs.release(1),
+            tmp_path / identity,
+            params,
+            thresholds_from=inputs.impostors,
+            recognizers=[TinyRecognizer()],
+            models=(gen, TinyInverter(gen)),
+            progress=False,
+        )
+        report = (tmp_path / identity / "report.md").read_text()
+        assert f"tiny ({kind}) @FMR 0.001" in report and f"evaluators: tiny ({kind})" in report

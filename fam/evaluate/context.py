@@ -81,6 +81,13 @@ class EvaluationContext:
         return [r.name for r in self.recognizers]
 
     @property
+    def kinds(self) -> dict[str, str]:
+        """Each evaluator's relation to the method: white-box when it is the identity model the
+        anonymity loss optimised against (its numbers flatter the method), else black-box."""
+        white = self.params.models.identity.name
+        return {n: "white-box" if n == white else "black-box" for n in self.names}
+
+    @property
     def persons(self) -> list[str]:
         return self.release.persons
 

@@ -26,9 +26,12 @@ def psr_table(
     rows: Sequence[tuple[str, str]],  # (row label, infix between prefix and evaluator, "" for none)
     evaluators: Sequence[str],
     fmrs: Sequence[float],
+    kinds: Mapping[str, str] | None = None,  # evaluator -> "white-box" | "black-box", shown in headers
 ) -> str:
     """PSR (%) per row x (evaluator, FMR), the layout of the paper's tables 1, 2 and 4."""
-    headers = ["method"] + [f"{e} @FMR {f:g}" for e in evaluators for f in fmrs]
+    kinds = kinds or {}
+    label = {e: f"{e} ({kinds[e]})" if e in kinds else e for e in evaluators}
+    headers = ["method"] + [f"{label[e]} @FMR {f:g}" for e in evaluators for f in fmrs]
     body = []
     for label, infix in rows:
         mid = f"_{infix}" if infix else ""

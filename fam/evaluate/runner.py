@@ -420,8 +420,10 @@ def _render(
         f"key {rel1.key.fingerprint} ({rel1.key.kind}), "
         f"generator `{rel1.generator_id}`, params digest `{rel1.params_digest[:12]}`",
         f"- second key: `{rel2.root}` ({rel2.key.fingerprint})" if rel2 else "- second key: none",
-        f"- evaluators: {', '.join(ctx.names)}; a comparison matches when similarity >= threshold; "
-        "PSR = share of comparisons that do not match (%)",
+        f"- evaluators: {', '.join(f'{n} ({k})' for n, k in ctx.kinds.items())}; white-box = the identity "
+        "model the anonymity loss optimised against (its PSR flatters the method), black-box = a model the "
+        "method never saw; a comparison matches when similarity >= threshold; PSR = share of comparisons "
+        "that do not match (%)",
         f"- scored at {ctx.score_size} px: originals, threshold set, baselines, protected images and "
         "reconstructions are all resized to the release resolution before embedding (evaluate.score_at)"
         if ctx.score_size

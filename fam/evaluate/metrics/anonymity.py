@@ -40,7 +40,7 @@ def anonymity(ctx: EvaluationContext) -> EvaluationOutput:
     lines = [
         "## Anonymity (table 1): original vs protected, same image",
         "",
-        report.psr_table(m, "psr_anonymity", rows, ctx.names, fmrs),
+        report.psr_table(m, "psr_anonymity", rows, ctx.names, fmrs, ctx.kinds),
     ]
     if ctx.literature:
         lit_m = {k[: -len("_lit")]: v for k, v in m.items() if k.endswith("_lit")}

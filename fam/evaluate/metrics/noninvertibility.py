@@ -32,7 +32,7 @@ def noninvertibility(ctx: EvaluationContext) -> EvaluationOutput:
             [
                 "## Non-invertibility (table 4): original vs attacker's reconstruction (held-out people)",
                 "",
-                report.psr_table(m, "psr_noninvert", rows, ctx.names, ctx.cfg.fmrs),
+                report.psr_table(m, "psr_noninvert", rows, ctx.names, ctx.cfg.fmrs, ctx.kinds),
                 "",
                 *[f"- {r.label}: {len(r.indices)} images" for r in recon.values()],
             ]

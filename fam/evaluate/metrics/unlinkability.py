@@ -78,7 +78,7 @@ def _section(ctx: EvaluationContext, m: dict[str, float]) -> str:
     if ctx.release2 is not None:
         lines += ["## Unlinkability (table 2): protected under key 1 vs key 2", ""]
         rows = [("same image", ""), ("same person, other images", "person")]
-        lines += [report.psr_table(m, "psr_unlinkability", rows, names, ctx.cfg.fmrs), ""]
+        lines += [report.psr_table(m, "psr_unlinkability", rows, names, ctx.cfg.fmrs, ctx.kinds), ""]
     lines += [f"## Gomez-Barrero unlinkability (fig. 5), {ctx.cfg.unlinkability_bins} bins", ""]
     lines.append(
         report.table(
