@@ -32,6 +32,17 @@ class Person:
     files: tuple[FaceFile, ...]
 
 
+def is_align_output(folder: Path) -> bool:
+    """``folder`` is an output of ``fam align`` (or its ``images/`` folder): its faces are aligned.
+
+    A plain person-folder tree may hold aligned faces too, but nothing in it says so.
+    """
+    folder = Path(folder)
+    return (folder / AlignManifest.FILENAME).is_file() or (
+        folder.name == "images" and (folder.parent / AlignManifest.FILENAME).is_file()
+    )
+
+
 def scan_aligned(
     aligned_dir: Path, persons: Sequence[str] | None = None
 ) -> tuple[list[Person], list[Reject]]:

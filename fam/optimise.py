@@ -8,6 +8,7 @@ the naive mix, so gradients cannot reach it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,8 +62,12 @@ def protect_views(
     mixing: MixingConfig,
     cfg: OptimiseConfig,
     engine: Engine | None = None,  # precision of the forward passes (default fp32); latents stay fp32
+    on_step: Callable[[int], None] | None = None,
 ) -> OptimiseResult:
-    """Naive mixing (eq. 1) followed by ``cfg.steps`` Adam steps on eq. 5."""
+    """Naive mixing (eq. 1) followed by ``cfg.steps`` Adam steps on eq. 5.
+
+    ``on_step(n)`` is called after the n-th Adam step (1..steps), e.g. to move a progress bar.
+    """
     if not isinstance(cfg.margin, float | int):
         raise ConfigError(
             f"optimise.margin = {cfg.margin!r} must be resolved to a number before protecting "
@@ -107,12 +112,14 @@ def protect_views(
         milestones = sorted({max(1, round(f * cfg.steps)) for f in cfg.lr_milestones})
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
         with torch.enable_grad():
-            for _ in range(cfg.steps):
+            for step in range(cfg.steps):
                 _, terms, _, _ = forward(w0.index_copy(1, opt_idx, param))
                 opt.zero_grad(set_to_none=True)
                 terms.total.backward()
                 opt.step()
                 sched.step()
+                if on_step is not None:
+                    on_step(step + 1)
 
     with torch.no_grad():
         ws = w0.index_copy(1, opt_idx, param.detach())

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -381,12 +381,15 @@ def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
     batches = plan_batches(counts, params.groups.max_batch_views, pack=params.groups.pack_persons)
     pending: dict[int, list[tuple[int, dict]]] = {}
     anchors: dict[int, list[torch.Tensor]] = {}
-    total_views = sum(len(b.slots) for b in batches)
-    bar = tqdm(total=total_views, desc="protect", unit="view", disable=not progress)
-    for batch in batches:
-        if all(pseudonyms[g] in done for g in batch.groups):
-            bar.update(len(batch.slots))
-            continue
+    # The bar counts finished persons; its postfix moves with every optimisation step, because
+    # one batch (one person by default) takes minutes with the real models.
+    todo = [b for b in batches if not all(pseudonyms[g] in done for g in b.groups)]
+    n_done = sum(p in done for p in pseudonyms)
+    bar = tqdm(total=len(people), initial=n_done, desc="protect", unit="person", disable=not progress)
+    for number, batch in enumerate(todo, start=1):
+        where = f"batch {number}/{len(todo)}"
+        if progress:
+            bar.set_postfix_str(f"{where}, inverting")
         images, w_real = _views(batch.slots, people, gen.resolution, inv_table, models, params, device)
         local = {g: i for i, g in enumerate(batch.groups)}
         group_ids = torch.tensor([local[s.group] for s in batch.slots], device=device)
@@ -405,6 +408,7 @@ def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
             params.mixing,
             params.optimise,
             engine,
+            on_step=_step_postfix(bar, where, params.optimise.steps) if progress else None,
         )
         for row, slot in enumerate(batch.slots):
             lg = local[slot.group]
@@ -432,7 +436,7 @@ def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
             if len(pending.get(g, [])) == counts[g] and pseudonyms[g] not in done:
                 _write_person(out_dir, people[g], pseudonyms[g], sorted(pending.pop(g), key=lambda t: t[0]))
                 anchors.pop(g, None)
-        bar.update(len(batch.slots))
+                bar.update(1)
     bar.close()
 
     manifest = _assemble(out_dir, run, pseudonyms, rejects)
@@ -451,6 +455,10 @@ def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
         n_removed_persons=len(state.gone),
         n_stale_files=len(stale),
     )
+
+
+def _step_postfix(bar: tqdm, where: str, steps: int) -> Callable[[int], None]:
+    return lambda step: bar.set_postfix_str(f"{where}, step {step}/{steps}")
 
 
 def _views(
@@ -550,6 +558,10 @@ def _assemble(
     return manifest
 
 
+# An interrupted `fam invert` keeps what it computed: the file is rewritten this often (seconds).
+INVERT_CHECKPOINT_S = 120.0
+
+
 @dataclass(frozen=True)
 class InvertPlan:
     """What :func:`invert_dataset` will do, decided before it writes anything (``--dry-run``)."""
@@ -562,15 +574,21 @@ class InvertPlan:
     engine: Engine
     models: ModelBundle
     force: bool
+    resume: bool = False
+    # --resume: the earlier file's latents of this run's images whose content is unchanged ...
+    reused: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    # ... and of images of the input outside this run's --person selection (kept as they are)
+    kept: Inversions | None = None
 
     def describe(self) -> dict[str, object]:
         return {
             "command": "invert",
             "input": str(self.aligned_dir),
             "output": str(self.target),
-            "output_state": "force" if self.force else "new",
+            "output_state": "resume" if self.resume else "force" if self.force else "new",
             "persons": len(self.people),
             "images": sum(len(p.files) for p in self.people),
+            "images_inverted_by_previous_run": len(self.reused),
             "rejected_inputs": len(self.rejects),
             "models": {
                 "generator": self.models.generator.generator_id,
@@ -587,27 +605,87 @@ def plan_invert(
     *,
     persons: Sequence[str] | None = None,
     force: bool = False,
+    resume: bool = False,
     models: ModelBundle | None = None,
 ) -> InvertPlan:
-    """Check the settings, models, inputs and output as a run would; write nothing."""
+    """Check the settings, models, inputs and output as a run would; write nothing.
+
+    ``resume``: keep the latents of an existing ``OUT/inversions.pt`` made with the same
+    generator, inverter settings and precision for images whose content is unchanged, and invert
+    only the others. ``force``: recompute the file.
+    """
+    if resume and force:
+        raise InputError("choose either --resume (skip inverted images) or --force (redo all), not both")
     aligned_dir, out_dir = Path(aligned_dir).resolve(), Path(out_dir).resolve()
     check_paths(aligned_dir, out_dir)
     target = out_dir / Inversions.FILENAME
+    previous = None
     if target.exists():
-        if not force:
-            raise OutputExistsError(f"{target} exists; pass --force to recompute it")
+        if not (force or resume):
+            raise OutputExistsError(
+                f"{target} exists; pass --resume to invert only the images it lacks, or --force to "
+                "recompute it"
+            )
         try:
-            Inversions.read(target)
+            previous = Inversions.read(target)
         except InputError:
             raise OutputExistsError(
-                f"{target} was not written by `fam invert`; --force replaces only that command's output: "
-                "move the file or choose another --out"
+                f"{target} was not written by `fam invert`; --resume and --force touch only that command's "
+                "output: move the file or choose another --out"
             ) from None
     engine = resolve_engine(params.runtime)
     models = models or build_models(params.models, engine.device)
     people, rejects = scan_aligned(aligned_dir, persons)
     people, more = validate_people(people, models.generator.resolution)
-    return InvertPlan(aligned_dir, target, params, people, rejects + more, engine, models, force)
+    reused: dict[str, torch.Tensor] = {}
+    kept = None
+    if resume and previous is not None:
+        _check_same_inversion(previous, out_dir, params, models, engine)
+        mine = {str(f.path): f.path for p in people for f in p.files}
+        hashes, table = previous.hashes(), previous.table()
+        reused = {p: table[p] for p, file in mine.items() if p in hashes and hashes[p] == sha256_file(file)}
+        if persons is not None:  # a subset run keeps the other persons' latents while they are input
+            everyone, _ = scan_aligned(aligned_dir)
+            others = {str(f.path) for p in everyone for f in p.files} - set(mine)
+            kept = _subset(previous, [p for p in previous.paths if p in others])
+    return InvertPlan(
+        aligned_dir, target, params, people, rejects + more, engine, models, force, resume, reused, kept
+    )
+
+
+def _check_same_inversion(
+    previous: Inversions, out_dir: Path, params: Params, models: ModelBundle, engine: Engine
+) -> None:
+    """A resumed inversion uses the generator, inverter settings and precision of the earlier run."""
+    now = {
+        "generator": models.generator.generator_id,
+        "inverter settings": params.to_dict()["models"]["inverter"],
+    }
+    before = {"generator": previous.generator_id, "inverter settings": previous.inverter}
+    settings = out_dir / ResolvedSettings.FILENAME
+    if settings.is_file():
+        choices = ResolvedSettings.read(out_dir).choices
+        before |= {"precision": choices.get("precision"), "modulation path": choices.get("modconv")}
+        now |= {"precision": engine.precision, "modulation path": engine.modconv}
+    for what in now:
+        if before[what] != now[what]:
+            raise OutputExistsError(
+                f"{out_dir / Inversions.FILENAME} was made with another {what} ({before[what]}, now "
+                f"{now[what]}); resume with the same settings, or use --force / another --out"
+            )
+
+
+def _subset(inv: Inversions, paths: Sequence[str]) -> Inversions:
+    index = {p: i for i, p in enumerate(inv.paths)}
+    rows = [index[p] for p in paths]
+    hashes = inv.hashes()
+    return Inversions(
+        inv.generator_id,
+        inv.inverter,
+        tuple(paths),
+        inv.ws[rows] if rows else inv.ws[:0],
+        tuple(hashes.get(p, "") for p in paths),  # "" = unknown: a later --resume inverts it again
+    )
 
 
 def invert_dataset(
@@ -617,6 +695,7 @@ def invert_dataset(
     *,
     persons: Sequence[str] | None = None,
     force: bool = False,
+    resume: bool = False,
     progress: bool = True,
     models: ModelBundle | None = None,
 ) -> Path:
@@ -624,7 +703,9 @@ def invert_dataset(
 
     Also writes ``OUT/rejects.json`` and ``OUT/settings.json``.
     """
-    plan = plan_invert(aligned_dir, out_dir, params, persons=persons, force=force, models=models)
+    plan = plan_invert(
+        aligned_dir, out_dir, params, persons=persons, force=force, resume=resume, models=models
+    )
     return run_invert(plan, progress=progress)
 
 
@@ -635,23 +716,56 @@ def run_invert(plan: InvertPlan, *, progress: bool = True) -> Path:
 
 
 def _invert_locked(plan: InvertPlan, progress: bool) -> Path:
+    """Invert person by person, in the batches :func:`fam.groups.plan_batches` gives protect.
+
+    The batches depend only on the persons' image counts (with ``groups.pack_persons`` false, a
+    person's latents depend on nothing else), never on what an earlier run finished: a batch
+    holding an image to invert is inverted whole, so every latent this run computes is the one an
+    uninterrupted fresh run computes (batched kernels round differently for other batch shapes).
+    """
     target, params, people, engine, models = plan.target, plan.params, plan.people, plan.engine, plan.models
     device, gen = engine.device, models.generator
     engine.prepare(gen)
-    files = [f for p in people for f in p.files]
-    chunk = params.groups.max_batch_views
-    ws = []
-    for i in tqdm(range(0, len(files), chunk), desc="invert", unit="batch", disable=not progress):
-        x = torch.stack([load_face(f.path, gen.resolution) for f in files[i : i + chunk]]).to(device)
-        ws.append(models.inverter.invert(x).detach().cpu())
-    Inversions(
-        generator_id=gen.generator_id,
-        inverter=params.to_dict()["models"]["inverter"],
-        paths=tuple(str(f.path) for f in files),
-        ws=torch.cat(ws) if ws else torch.empty(0),
-    ).write(target.parent)
-    Rejects(tuple(plan.rejects)).write(target.parent)
     ResolvedSettings.of(
         "invert", params, device=str(device), precision=engine.precision, modconv=engine.modconv
     ).write(target.parent)
+    files = [f for p in people for f in p.files]
+    paths = [str(f.path) for f in files]
+    hashes = [sha256_file(f.path) for f in files]
+    first = [0]
+    for p in people:
+        first.append(first[-1] + len(p.files))
+    batches = plan_batches(
+        [len(p.files) for p in people], params.groups.max_batch_views, pack=params.groups.pack_persons
+    )
+    ws: dict[int, torch.Tensor] = {i: plan.reused[p] for i, p in enumerate(paths) if p in plan.reused}
+    todo = [
+        rows
+        for rows in ([first[s.group] + s.view for s in b.slots] for b in batches)
+        if not all(i in ws for i in rows)
+    ]
+
+    kept = plan.kept
+    kept_rows = list(zip(kept.paths, kept.ws, kept.input_sha256, strict=True)) if kept else []
+
+    def write() -> None:
+        rows = [(paths[i], ws[i], hashes[i]) for i in sorted(ws)] + kept_rows
+        Inversions(
+            generator_id=gen.generator_id,
+            inverter=params.to_dict()["models"]["inverter"],
+            paths=tuple(r[0] for r in rows),
+            ws=torch.stack([r[1] for r in rows]) if rows else torch.empty(0),
+            input_sha256=tuple(r[2] for r in rows),
+        ).write(target.parent)
+
+    last_write = time.monotonic()
+    for rows in tqdm(todo, desc="invert", unit="batch", disable=not progress):
+        x = torch.stack([load_face(files[i].path, gen.resolution) for i in rows]).to(device)
+        for i, w in zip(rows, models.inverter.invert(x).detach().cpu(), strict=True):
+            ws[i] = w
+        if time.monotonic() - last_write >= INVERT_CHECKPOINT_S:
+            write()
+            last_write = time.monotonic()
+    write()
+    Rejects(tuple(plan.rejects)).write(target.parent)
     return target

@@ -28,14 +28,14 @@ person_args=()
 for p in "${people[@]}"; do person_args+=(--person "$p"); done
 
 step "align ${#people[@]} LFW people -> $out/aligned"
-fam align --input data/lfw/images --out "$out/aligned" --resume --no-progress "${person_args[@]}"
+fam align --input data/lfw/images --out "$out/aligned" --resume "${person_args[@]}"
 python -m tasks.stages validate input "$out/aligned" --report "$out/validation/input.json"
 
 if [[ ! -d "$out/impostors" ]]; then
   step "align other LFW people for the FMR thresholds -> $out/impostors"
   rm -rf "$out/impostor-input"
   python -m tasks.stages impostors --input data/lfw/images --out "$out/impostor-input"
-  fam align --input "$out/impostor-input" --out "$out/impostors.partial" --no-progress
+  fam align --input "$out/impostor-input" --out "$out/impostors.partial"
   mv "$out/impostors.partial" "$out/impostors"
 fi
 
@@ -45,7 +45,7 @@ if [[ ! -f "$key_file" ]]; then
 fi
 
 step "protect under $key_file -> $out/protect/main"
-fam protect --input "$out/aligned" --key-file "$key_file" --out "$out/protect/main" --resume --quiet
+fam protect --input "$out/aligned" --key-file "$key_file" --out "$out/protect/main" --resume
 python -m tasks.stages validate release "$out/protect/main" --aligned "$out/aligned" --key-file "$key_file" \
   --report "$out/validation/release-main.json"
 

@@ -265,7 +265,7 @@ def test_cli_prints_the_summary_table(tmp_path: Path) -> None:
     _make_inputs(inp)
     params = tmp_path / "params.yaml"
     params.write_text("align:\n  size: 32\n")
-    args = ["align", "--input", str(inp), "--out", str(out), "--params", str(params), "--no-progress"]
+    args = ["align", "--input", str(inp), "--out", str(out), "--params", str(params), "--quiet"]
     res = CliRunner().invoke(cli, [*args, "--set", "align.min_face_px=30"])
     assert res.exit_code == 0, res.output
     assert "rejected: no_face" in res.output and "total" in res.output

@@ -10,7 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from fam.cli.common import USER_ERROR_EXIT_CODE, Command, key_options
+from fam.cli import cli
+from fam.cli.common import USER_ERROR_EXIT_CODE, Command, key_options, persons_option, quiet_option
 from fam.errors import InputError
 from tests.helpers.paths import ROOT
 
@@ -66,6 +67,10 @@ def test_shared_options_and_the_error_handler_are_declared_once() -> None:
         '"--key-file"',
         '"--key-env"',
         '"--research-seed"',
+        '"--person"',
+        '"--persons"',
+        '"--quiet"',
+        '"--no-progress"',
         "except UserError",
     )
     found = [
@@ -77,3 +82,60 @@ def test_shared_options_and_the_error_handler_are_declared_once() -> None:
         if d in path.read_text()
     ]
     assert found == []
+
+
+def _probe() -> click.Command:
+    @click.command(cls=Command)
+    @persons_option
+    @quiet_option
+    def probe(persons: list[str] | None, quiet: bool) -> None:
+        click.echo(f"{persons} {quiet}")
+
+    return probe
+
+
+def test_one_spelling_for_person_selection_and_quiet_old_ones_work_with_a_note() -> None:
+    probe = _probe()
+    res = CliRunner().invoke(probe, ["--person", "Ann,Bo", "--person", "Cy", "--person", "Ann", "--quiet"])
+    assert (res.exit_code, res.stdout, res.stderr) == (0, "['Ann', 'Bo', 'Cy'] True\n", "")
+    assert CliRunner().invoke(probe, []).stdout == "None False\n"
+    old = CliRunner().invoke(probe, ["--persons", "Ann,Bo", "--no-progress"])
+    assert old.exit_code == 0 and old.stdout == "['Ann', 'Bo'] True\n"
+    assert old.stderr.splitlines() == [
+        "note: --persons is deprecated; use --person NAME (repeatable, or NAME,NAME)",
+        "note: --no-progress is deprecated; use --quiet",
+    ]
+    shown = CliRunner().invoke(probe, ["--help"]).stdout
+    assert "--person NAME" in shown and "--quiet" in shown
+    assert "--persons" not in shown and "--no-progress" not in shown
+
+
+@pytest.mark.parametrize(
+    ("command", "selects"), [("align", True), ("invert", True), ("protect", True), ("evaluate", False)]
+)
+def test_every_command_spells_person_selection_and_quiet_alike(command: str, selects: bool) -> None:
+    cmd = cli.get_command(click.Context(cli), command)
+    options = {o for p in cmd.params for o in p.opts if not getattr(p, "hidden", False)}
+    hidden = {o for p in cmd.params for o in p.opts if getattr(p, "hidden", False)}
+    assert "--quiet" in options and "--no-progress" in hidden
+    assert ("--person" in options) is selects and ("--persons" in hidden) is selects
+
+
+def _commands(help_text: str) -> set[str]:
+    return {line.split()[0] for line in help_text.split("Commands:")[1].splitlines() if line.strip()}
+
+
+def test_plugins_join_the_group_their_entry_point_name_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``audit`` joins ``fam``, ``key.revoke`` joins ``fam key``; ``fam`` imports neither to list them."""
+    from tests.helpers.plugins import use_declared_plugins
+
+    use_declared_plugins(monkeypatch)
+    top = _commands(CliRunner().invoke(cli, ["--help"]).stdout)
+    assert "audit" in top and not {"revoke", "key.revoke"} & top
+    assert _commands(CliRunner().invoke(cli, ["key", "--help"]).stdout) == {"new", "fingerprint", "revoke"}
+    res = CliRunner().invoke(cli, ["key", "revoke", "--reason", "x"])
+    assert res.exit_code == 2 and "give the key to revoke" in res.stderr
+    # the command module itself imports neither MLflow nor Prefect
+    probe = "import sys, tasks.key_revoke; print(sorted({'mlflow', 'prefect'} & set(sys.modules)))"
+    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "[]", res.stderr

@@ -31,8 +31,9 @@ def _dry(args: list[str], root: Path) -> tuple[dict, dict]:
     res = CliRunner().invoke(cli, [*args, "--dry-run"])
     assert res.exit_code == 0, res.output
     assert _tree(root) == before
-    assert res.output.startswith("# resolved settings\n") and PLAN_HEADER in res.output
-    settings, plan = res.output.split(PLAN_HEADER)
+    # stdout only: a warning (stderr) may precede it
+    assert res.stdout.startswith("# resolved settings\n") and PLAN_HEADER in res.stdout
+    settings, plan = res.stdout.split(PLAN_HEADER)
     return yaml.safe_load(settings), yaml.safe_load(plan)
 
 
@@ -107,7 +108,7 @@ def key_file(work: Path) -> Path:
 def test_protect_dry_run_then_resume_plan(work: Path, key_file: Path) -> None:
     out = work / "rel"
     args = [
-        *("protect", "--input", str(work / "aligned" / "images"), "--persons", "Alice,Bob,Carol"),
+        *("protect", "--input", str(work / "aligned" / "images"), "--person", "Alice,Bob,Carol"),
         *("--key-file", str(key_file), "--out", str(out), "--params", str(work / "params.yaml"), "--quiet"),
     ]
     _, plan = _dry(args, work)
@@ -132,7 +133,7 @@ def test_evaluate_dry_run(work: Path, key_file: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(fam.evaluate.runner, "build_recognizers", lambda params: [TinyRecognizer()])
     params = str(work / "params.yaml")
     aligned = work / "aligned"
-    protect = ["protect", "--input", str(aligned / "images"), "--persons", "Alice,Bob,Carol", "--quiet"]
+    protect = ["protect", "--input", str(aligned / "images"), "--person", "Alice,Bob,Carol", "--quiet"]
     res = CliRunner().invoke(
         cli, [*protect, "--key-file", str(key_file), "--out", str(work / "rel"), "--params", params]
     )

@@ -377,6 +377,41 @@ def test_weight_tags_cover_the_catalog_and_hash_only_present_files(tmp_path, mon
     }
 
 
+def test_fam_key_revoke_records_the_revocation_audit_reports(tmp_path, store, monkeypatch):
+    from tests.helpers.plugins import use_declared_plugins
+
+    use_declared_plugins(monkeypatch)
+    old, new = tmp_path / "old.fam-key", tmp_path / "new.fam-key"
+    key, replacement = new_key_file(old), new_key_file(new)
+    run_id = lineage.log_release(_record(tmp_path, parse_params({}), key.fingerprint), store)
+    monkeypatch.chdir(tmp_path)
+    _params_yaml(tmp_path, store)
+    args = ["key", "revoke", "--key-file", str(old), "--reason", "laptop stolen"]
+    res = CliRunner().invoke(_cli(), [*args, "--replacement-key-file", str(new)])
+    assert res.exit_code == 0, res.output
+    assert f"key {key.fingerprint} revoked" in res.stdout and "1 release(s)" in res.stdout
+    client = _client(store)
+    assert client.get_run(run_id).data.tags["fam.key_revoked"] == "true"
+    revocation = lineage.revocation_of(store, key.fingerprint)
+    assert revocation["reason"] == "laptop stolen"
+    assert revocation["replacement_fingerprint"] == replacement.fingerprint
+    assert client.get_run(revocation["run_id"]).data.tags["mlflow.source.name"] == "fam key revoke"
+
+    again = CliRunner().invoke(_cli(), args)  # reported, not recorded twice
+    assert again.exit_code == 0 and "already revoked" in again.stdout
+    exp = client.get_experiment_by_name(store.experiment + lineage.REVOCATIONS_SUFFIX)
+    assert len(client.search_runs([exp.experiment_id])) == 1
+    audit = CliRunner().invoke(_cli(), ["audit", "--fingerprint", key.fingerprint, "--json"])
+    assert json.loads(audit.stdout)["revoked"]
+
+    lost = "fp-" + "8" * 32  # a lost key is revoked by its fingerprint
+    res = CliRunner().invoke(_cli(), ["key", "revoke", "--fingerprint", lost, "--reason", "lost"])
+    assert res.exit_code == 0 and "0 release(s)" in res.stdout
+    assert lineage.revocation_of(store, lost)["replacement_fingerprint"] is None
+    same = CliRunner().invoke(_cli(), [*args, "--replacement-key-file", str(old)])
+    assert same.exit_code == 2 and "the replacement key is the revoked key" in same.stderr
+
+
 @pytest.mark.unit
 def test_validation_reports_lose_quoted_rows_on_their_way_to_the_store():
     report = {

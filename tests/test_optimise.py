@@ -118,3 +118,21 @@ def test_batched_groups_match_groups_alone(tiny_params, bundle):
         first, w_key, g, bundle.identity, bundle.attribute, layers, tiny_params.mixing, tiny_params.optimise
     )
     assert torch.allclose(res.ws[:2], alone.ws, atol=1e-5)
+
+
+def test_on_step_reports_every_adam_step(tiny_params, bundle):
+    g = bundle.generator
+    layers = resolve_groups(tiny_params.layers, g.num_ws)
+    seen: list[int] = []
+    protect_views(
+        _batch(bundle),
+        key_latent(research_key(1), g),
+        g,
+        bundle.identity,
+        bundle.attribute,
+        layers,
+        tiny_params.mixing,
+        tiny_params.optimise,
+        on_step=seen.append,
+    )
+    assert seen == list(range(1, tiny_params.optimise.steps + 1))

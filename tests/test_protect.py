@@ -204,3 +204,50 @@ def test_cli_end_to_end(face_folder, tmp_path, monkeypatch):
     assert r.exit_code == 0 and "3 persons resumed" in r.output
     r = runner.invoke(cli, ["key", "fingerprint", "--key-file", str(key_path)])
     assert r.output.strip().startswith("fp-")
+
+
+def test_the_progress_bar_counts_persons_and_shows_the_step(face_folder, params, tmp_path, capsys):
+    protect_dataset(face_folder, tmp_path / "quiet", research_key(1), params, progress=False)
+    assert capsys.readouterr().err == ""  # progress=False: the library prints nothing
+    protect_dataset(face_folder, tmp_path / "out", research_key(1), params, progress=True)
+    bar = capsys.readouterr().err
+    steps = params.optimise.steps
+    assert "protect: 100%" in bar and "3/3 [" in bar and ("person/s" in bar or "s/person" in bar)
+    assert (
+        "0/3 [" in bar and f"batch 1/3, step 1/{steps}" in bar and f"batch 3/3, step {steps}/{steps}" in bar
+    )
+    protect_dataset(face_folder, tmp_path / "out", research_key(1), params, progress=True, resume=True)
+    assert "3/3 [" in capsys.readouterr().err  # resumed persons count as done from the start
+
+
+def test_protect_warns_when_the_input_is_not_an_align_output(face_folder, tmp_path):
+    import yaml
+
+    from fam.dataset import is_align_output
+    from tests.helpers.artifacts import aligned_row, write_align_manifest
+    from tests.helpers.faces import make_face_folder
+    from tests.helpers.tiny_models import TINY_SETTINGS
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump({**TINY_SETTINGS, "release": {"allow_research_keys": True}}))
+    aligned = tmp_path / "by_align"
+    make_face_folder(aligned / "images", {"Ann": 2})
+    write_align_manifest(
+        aligned, [aligned_row(f"Ann/{i}.jpg", "Ann", f"images/Ann/Ann_000{i}.png") for i in (1, 2)]
+    )
+    assert (
+        is_align_output(aligned) and is_align_output(aligned / "images") and not is_align_output(face_folder)
+    )
+
+    def dry(folder: Path):
+        args = ["protect", "--input", str(folder), "--research-seed", "1", "--out", str(tmp_path / "o")]
+        return CliRunner().invoke(cli, [*args, "--params", str(params_file), "--dry-run"])
+
+    plain = dry(face_folder)
+    assert plain.exit_code == 0 and plain.stderr.startswith(
+        f"warning: {face_folder} is not a `fam align` output"
+    )
+    assert len(plain.stderr.splitlines()) == 1
+    for folder in (aligned, aligned / "images"):
+        res = dry(folder)
+        assert res.exit_code == 0 and res.stderr == "", res.output

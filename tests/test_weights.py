@@ -78,7 +78,7 @@ def test_corrupt_file_fails_with_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 1
     assert "zz-test-model  [corrupt]" in result.output
     assert "hash mismatch; reinstall the test package" in result.output
-    assert "1 package model file(s) fail their sha256 check" in result.output
+    assert "1 model file(s) fail their sha256 check" in result.output
 
 
 @pytest.mark.unit
@@ -134,7 +134,8 @@ def test_fam_models_lists_the_catalog_and_every_registered_name() -> None:
 
     result = CliRunner().invoke(cli, ["models", "--no-check"])
     assert result.exit_code == 0, result.output
-    listed = [line.split("  [")[0] for line in result.output.splitlines() if "  [" in line]
+    catalog = result.output.split("\nconfigured models")[0]  # then the configured models' files
+    listed = [line.split("  [")[0] for line in catalog.splitlines() if "  [" in line]
     assert listed == sorted(e.name for e in CATALOG)
     for entry in CATALOG:
         assert f"source:  {entry.source}: {entry.location}" in result.output

@@ -29,14 +29,23 @@ class Inversions:
     inverter: dict[str, Any]  # the resolved models.inverter settings
     paths: tuple[str, ...]  # the aligned images (absolute paths), one per row of ws
     ws: torch.Tensor  # [N, num_ws, w_dim] float32
+    # sha256 of each aligned image when it was inverted (what `fam invert --resume` checks);
+    # empty in files written before it was recorded
+    input_sha256: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.ws.shape[0] != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {self.ws.shape[0]} latents")
+        if self.input_sha256 and len(self.input_sha256) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.input_sha256)} hashes")
 
     def table(self) -> dict[str, torch.Tensor]:
         """Aligned image path -> its latent ``[num_ws, w_dim]``."""
         return {p: self.ws[i] for i, p in enumerate(self.paths)}
+
+    def hashes(self) -> dict[str, str]:
+        """Aligned image path -> its sha256 when inverted (empty for files that did not record it)."""
+        return dict(zip(self.paths, self.input_sha256, strict=True)) if self.input_sha256 else {}
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / self.FILENAME
@@ -46,6 +55,7 @@ class Inversions:
             "inverter": self.inverter,
             "paths": list(self.paths),
             "ws": self.ws,
+            "input_sha256": list(self.input_sha256),
         }
         atomic_torch_save(path, doc)
         return path
@@ -64,7 +74,11 @@ class Inversions:
         doc = check_format(doc, path, cls.FORMAT, WRITTEN_BY)
         try:
             return cls(
-                str(doc["generator_id"]), dict(doc["inverter"]), tuple(map(str, doc["paths"])), doc["ws"]
+                str(doc["generator_id"]),
+                dict(doc["inverter"]),
+                tuple(map(str, doc["paths"])),
+                doc["ws"],
+                tuple(map(str, doc.get("input_sha256", ()))),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"{path} is incomplete ({exc}); re-run {WRITTEN_BY}") from exc

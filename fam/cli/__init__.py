@@ -3,13 +3,10 @@ so ``fam --help`` stays fast and ``fam key`` never imports torch's heavy model c
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 import click
 
 from fam import __version__
-from fam.cli.common import Group
+from fam.cli.common import PluginGroup
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -24,32 +21,12 @@ COMMANDS: dict[str, str] = {
 }
 
 
-# Commands other installed packages add (entry point group ``fam.commands``): the project's own
-# orchestration layer adds ``audit`` this way, so the library never imports it.
-PLUGIN_GROUP = "fam.commands"
+class _Fam(PluginGroup):
+    def own_targets(self) -> dict[str, str]:
+        return COMMANDS
 
 
-def _targets() -> dict[str, str]:
-    plugins = {ep.name: ep.value for ep in entry_points(group=PLUGIN_GROUP)}
-    clash = sorted(set(plugins) & set(COMMANDS))
-    if clash:
-        raise click.ClickException(f"entry points {clash} ({PLUGIN_GROUP}) clash with fam's own commands")
-    return {**COMMANDS, **plugins}
-
-
-class _LazyGroup(Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_targets())
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = _targets().get(cmd_name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=_LazyGroup)
+@click.group(cls=_Fam)
 @click.version_option(__version__, prog_name="fam")
 def cli() -> None:
     """FaceAnonyMixer: cancelable face biometrics (protect, evaluate, audit)."""

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import Command, dry_run_option, echo_plan, load_cli_params, params_options
+from fam.cli.common import (
+    Command,
+    dry_run_option,
+    echo_plan,
+    load_cli_params,
+    params_options,
+    persons_option,
+    quiet_option,
+)
 
 
 @click.command(cls=Command)
@@ -24,10 +32,10 @@ from fam.cli.common import Command, dry_run_option, echo_plan, load_cli_params, 
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder: images/<person>/<stem>.png, manifest.csv, align_summary.json.",
 )
-@click.option("--person", "persons", multiple=True, help="Only this person folder (repeatable).")
+@persons_option
 @click.option("--resume", is_flag=True, help="Continue a previous run with the same settings.")
 @click.option("--force", is_flag=True, help="Discard a previous run's outputs in --out and redo it.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (for logs).")
+@quiet_option
 @dry_run_option
 @params_options
 def align(
@@ -35,10 +43,10 @@ def align(
     out_dir: Path,
     params_path: Path,
     overrides: tuple[str, ...],
-    persons: tuple[str, ...],
+    persons: list[str] | None,
     resume: bool,
     force: bool,
-    no_progress: bool,
+    quiet: bool,
     dry_run: bool,
 ) -> None:
     """Detect faces (MTCNN) and FFHQ-align them; every file ends aligned or rejected with a reason."""
@@ -51,7 +59,7 @@ def align(
         input_dir,
         out_dir,
         params.align,
-        persons=persons or None,
+        persons=persons,
         resume=resume,
         force=force,
         device=str(device),
@@ -59,7 +67,7 @@ def align(
     if dry_run:
         echo_plan(params, plan.describe())
         return
-    summary = run_align(plan, progress=not no_progress)
+    summary = run_align(plan, progress=not quiet)
     rows = [("aligned", summary.aligned)] + [(f"rejected: {r}", n) for r, n in summary.rejected.items()]
     width = max(len(label) for label, _ in rows)
     click.echo(f"{'outcome'.ljust(width)}  count")

@@ -14,6 +14,7 @@ from fam.cli.common import (
     key_options,
     load_cli_params,
     params_options,
+    quiet_option,
 )
 
 
@@ -60,6 +61,7 @@ from fam.cli.common import (
 )
 @key_options
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path, file_okay=False))
+@quiet_option
 @dry_run_option
 @params_options
 def evaluate(
@@ -73,6 +75,7 @@ def evaluate(
     key_env: str | None,
     research_seed: int | None,
     out: Path,
+    quiet: bool,
     dry_run: bool,
     params_path: Path,
     overrides: tuple[str, ...],
@@ -101,7 +104,7 @@ def evaluate(
     if dry_run:
         echo_plan(params, plan.describe())
         return
-    result = run_evaluation(plan)
+    result = run_evaluation(plan, progress=not quiet)
     click.echo(f"report: {result.report_path}")
     for name in sorted(result.metrics):
         if name.startswith(("psr_anonymity_", "eer_protected", "dsys_", "fid")) and "_lit" not in name:

@@ -1,4 +1,8 @@
-"""``fam key``: create key files and show their public fingerprint."""
+"""``fam key``: create key files and show their public fingerprint.
+
+``fam key revoke`` records a revocation in the MLflow lineage store, so it lives in the
+orchestration layer (``tasks/key_revoke.py``) and joins this group through the ``fam.commands``
+entry point ``key.revoke`` (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -6,13 +10,13 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import key_options
+from fam.cli.common import PluginGroup, key_options
 from fam.keys import load_key, new_key_file
 
 
-@click.group()
+@click.group(cls=PluginGroup, plugin_path="key")
 def key() -> None:
-    """Create and inspect revocable keys (the key itself is never printed)."""
+    """Create, inspect and revoke keys (the key itself is never printed)."""
 
 
 @key.command("new")

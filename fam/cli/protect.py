@@ -6,7 +6,30 @@ from pathlib import Path
 
 import click
 
-from fam.cli.common import Command, dry_run_option, echo_plan, key_options, load_cli_params, params_options
+from fam.cli.common import (
+    Command,
+    dry_run_option,
+    echo_plan,
+    key_options,
+    load_cli_params,
+    params_options,
+    persons_option,
+    quiet_option,
+)
+
+
+def warn_unless_aligned(input_dir: Path) -> None:
+    """One line on stderr when ``input_dir`` is not a ``fam align`` output (a warning, not a refusal:
+    person folders of faces aligned elsewhere are a valid input, but raw photos would be used unaligned)."""
+    from fam.dataset import is_align_output
+
+    if not is_align_output(input_dir):
+        click.echo(
+            f"warning: {input_dir} is not a `fam align` output (no manifest.csv): its images are used as "
+            "they are, so raw photos would go in unaligned; run `fam align` first unless they are "
+            "FFHQ-aligned faces",
+            err=True,
+        )
 
 
 @click.command(cls=Command)
@@ -15,7 +38,8 @@ from fam.cli.common import Command, dry_run_option, echo_plan, key_options, load
     "input_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     required=True,
-    help="Aligned faces: the output of `fam align`, or one folder per person.",
+    help="Aligned faces: the output of `fam align`, or one folder per person of faces aligned "
+    "elsewhere (a warning reminds you: raw photos must go through `fam align` first).",
 )
 @click.option(
     "--out",
@@ -31,7 +55,7 @@ from fam.cli.common import Command, dry_run_option, echo_plan, key_options, load
     default=None,
     help="Reuse the latents of `fam invert` instead of inverting again.",
 )
-@click.option("--persons", default=None, help="Comma-separated subset of person folders.")
+@persons_option
 @click.option(
     "--resume",
     is_flag=True,
@@ -41,7 +65,7 @@ from fam.cli.common import Command, dry_run_option, echo_plan, key_options, load
 @click.option(
     "--force", is_flag=True, help="Redo everything, replacing this command's earlier output in --out."
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 @dry_run_option
 @params_options
 def protect(
@@ -51,7 +75,7 @@ def protect(
     key_env: str | None,
     research_seed: int | None,
     inversions: Path | None,
-    persons: str | None,
+    persons: list[str] | None,
     resume: bool,
     force: bool,
     quiet: bool,
@@ -71,10 +95,11 @@ def protect(
         key,
         params,
         inversions=inversions,
-        persons=persons.split(",") if persons else None,
+        persons=persons,
         resume=resume,
         force=force,
     )
+    warn_unless_aligned(input_dir)
     if dry_run:
         echo_plan(params, plan.describe())
         return
@@ -99,15 +124,22 @@ def protect(
     "--input", "input_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--persons", default=None, help="Comma-separated subset of person folders.")
+@persons_option
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the latents of an existing OUT/inversions.pt made with the same generator, inverter "
+    "settings and precision for images that are unchanged; invert only the others.",
+)
 @click.option("--force", is_flag=True, help="Recompute an existing inversions file.")
-@click.option("--quiet", is_flag=True)
+@quiet_option
 @dry_run_option
 @params_options
 def invert(
     input_dir: Path,
     out_dir: Path,
-    persons: str | None,
+    persons: list[str] | None,
+    resume: bool,
     force: bool,
     quiet: bool,
     dry_run: bool,
@@ -118,11 +150,11 @@ def invert(
     from fam.protect import plan_invert, run_invert
 
     params = load_cli_params(params_path, overrides)
-    plan = plan_invert(
-        input_dir, out_dir, params, persons=persons.split(",") if persons else None, force=force
-    )
+    plan = plan_invert(input_dir, out_dir, params, persons=persons, force=force, resume=resume)
+    warn_unless_aligned(input_dir)
     if dry_run:
         echo_plan(params, plan.describe())
         return
     target = run_invert(plan, progress=not quiet)
-    click.echo(f"wrote {target}")
+    n_images = sum(len(p.files) for p in plan.people)
+    click.echo(f"wrote {target}: {n_images} images, {len(plan.reused)} of them kept from the previous run")
