@@ -388,7 +388,13 @@ class MlopsConfig:
     experiment: str = "fam"
     shard_size: int = setting(4, ge=1)  # people per Prefect task (a task is the unit of retry and caching)
     task_runner: Literal["threads", "dask"] = "threads"
-    max_workers: int = setting(2, ge=1)
+    max_workers: int = setting(2, ge=1)  # threads, or local Dask worker processes
+    # dask only: the scheduler of an existing cluster ("tcp://host:8786"); "" = a LocalCluster of
+    # max_workers processes started for the flow run
+    dask_address: str = ""
+    # dask only: modules every worker imports at start (e.g. one that registers your own models,
+    # docs/extending.md), as distributed's --preload
+    worker_preload: tuple[str, ...] = ()
     retries: int = setting(2, ge=0)  # retries of a task on a transient failure (I/O, worker lost)
     retry_delay_s: float = setting(5.0, ge=0)
 

@@ -9,7 +9,8 @@ from fam.errors import ConfigError
 
 
 def make_task_runner(cfg: MlopsConfig) -> Any:
-    """Threads by default (torch releases the GIL in its kernels); Dask if prefect-dask is installed."""
+    """Threads by default (torch releases the GIL in its kernels); or Dask: an existing cluster
+    (``mlops.dask_address``) or a LocalCluster of ``max_workers`` single-threaded processes."""
     if cfg.task_runner == "threads":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -21,4 +22,9 @@ def make_task_runner(cfg: MlopsConfig) -> Any:
             "mlops.task_runner = dask needs the prefect-dask package (pip install prefect-dask); "
             "or set mlops.task_runner: threads"
         ) from None
-    return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.max_workers, "threads_per_worker": 1})
+    preload = {"preload": list(cfg.worker_preload)} if cfg.worker_preload else {}
+    if cfg.dask_address:
+        return DaskTaskRunner(address=cfg.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": cfg.max_workers, "threads_per_worker": 1, "processes": True, **preload}
+    )

@@ -4,6 +4,7 @@
 # embedded default models and the mlops.subset people of LFW. Re-running resumes finished work.
 # Prints where to look: the report, the release and the MLflow UI command.
 #   OUT (default runs/main)   KEY_FILE (default runs/keys/main.fam-key)
+#   KEY2_FILE (default runs/keys/second.fam-key): the same faces under a second key (unlinkability)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="$(scripts/setup_env.sh | tail -n 1)"
@@ -39,20 +40,25 @@ if [[ ! -d "$out/impostors" ]]; then
   mv "$out/impostors.partial" "$out/impostors"
 fi
 
-if [[ ! -f "$key_file" ]]; then
-  step "new key file $key_file (keep it secret; only its fingerprint is ever recorded)"
-  fam key new --out "$key_file"
-fi
-
-step "protect under $key_file -> $out/protect/main"
-fam protect --input "$out/aligned" --key-file "$key_file" --out "$out/protect/main" --resume
-python -m tasks.stages validate release "$out/protect/main" --aligned "$out/aligned" --key-file "$key_file" \
-  --report "$out/validation/release-main.json"
+# Two keys: the release is scored under "main", and the same faces under "second" show that a new
+# key gives unlinkable templates (unlinkability PSR and D_sys): revocability is the point.
+key2_file="${KEY2_FILE:-runs/keys/second.fam-key}"
+for name in main second; do
+  file=$key_file; [[ $name == second ]] && file=$key2_file
+  if [[ ! -f "$file" ]]; then
+    step "new key file $file (keep it secret; only its fingerprint is ever recorded)"
+    fam key new --out "$file"
+  fi
+  step "protect under $file -> $out/protect/$name"
+  fam protect --input "$out/aligned" --key-file "$file" --out "$out/protect/$name" --resume
+  python -m tasks.stages validate release "$out/protect/$name" --aligned "$out/aligned" --key-file "$file" \
+    --report "$out/validation/release-$name.json"
+done
 
 step "evaluate -> $out/eval"
 rm -rf "$out/eval"
-fam evaluate --aligned "$out/aligned" --release "$out/protect/main" --thresholds-from "$out/impostors" \
-  --key-file "$key_file" --out "$out/eval"
+fam evaluate --aligned "$out/aligned" --release "$out/protect/main" --release2 "$out/protect/second" \
+  --thresholds-from "$out/impostors" --key-file "$key_file" --out "$out/eval"
 
 step "metrics gate + MLflow lineage"
 python -m tasks.stages report --aligned "$out/aligned" --protect "$out/protect" --eval "$out/eval" \
@@ -60,6 +66,18 @@ python -m tasks.stages report --aligned "$out/aligned" --protect "$out/protect" 
 
 # MLFLOW_TRACKING_URI, when set, is where the report stage recorded (it wins over params.yaml).
 tracking_uri="${MLFLOW_TRACKING_URI:-$(python -c "from fam.config import load_params; print(load_params().mlops.tracking_uri)")}"
+step "headline metrics ($out/eval/metrics.json; all of them in the report)"
+python - "$out/eval" <<'PY'
+import sys
+from fam.artifacts import Metrics
+values = Metrics.read(sys.argv[1]).values
+rows = [(k, v) for k, v in sorted(values.items())
+        if k.startswith(("psr_anonymity_", "psr_unlinkability_", "psr_noninvert_", "eer_", "dsys_", "fid"))
+        and ("fmr" not in k or k.endswith("fmr1e-3"))]
+width = max(len(k) for k, _ in rows)
+for k, v in rows:
+    print(f"  {k:<{width}}  {v:8.4f}")
+PY
 cat <<MSG
 
 == done in $((SECONDS - t0)) s

@@ -347,3 +347,25 @@ def test_shipped_local_deployments_run_with_their_own_parameters(
         reason="deployment test",
     )
     assert revoked["new_fingerprint"] == new.fingerprint and len(revoked["releases"]) == 1
+
+
+def test_dask_local_cluster_gives_the_thread_runners_bytes(setup):
+    """mlops.task_runner: dask on a LocalCluster of 2 worker processes (the tiny models reach them
+    through mlops.worker_preload) protects into the same bytes as the thread runner."""
+    s = setup
+    threads = run_protect(s, s["tmp"] / "threads")
+    dask = run_protect(
+        s,
+        s["tmp"] / "dask",
+        overrides={
+            "mlops.task_runner": "dask",
+            "mlops.max_workers": 2,
+            "mlops.worker_preload": ["tests.helpers.tiny_models_worker"],
+        },
+    )
+    assert dask["n_images"] == threads["n_images"] == sum(PEOPLE.values())
+
+    def release(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.png"))}
+
+    assert release(s["tmp"] / "dask" / "release") == release(s["tmp"] / "threads" / "release")
