@@ -331,9 +331,14 @@ def protect_dataset(
     force: bool = False,
     shared: bool = False,
     progress: bool = True,
+    on_person: PersonDone | None = None,
     models: ModelBundle | None = None,
 ) -> ProtectSummary:
-    """Protect every person under ``aligned_dir`` with ``key``; see :func:`plan_protect`."""
+    """Protect every person under ``aligned_dir`` with ``key``; see :func:`plan_protect`.
+
+    ``on_person(pseudonym, finished, total)`` is called as each person's outputs are written
+    (orchestrators log progress with it; never a real name).
+    """
     plan = plan_protect(
         aligned_dir,
         out_dir,
@@ -346,16 +351,21 @@ def protect_dataset(
         shared=shared,
         models=models,
     )
-    return run_protect(plan, progress=progress)
+    return run_protect(plan, progress=progress, on_person=on_person)
 
 
-def run_protect(plan: ProtectPlan, *, progress: bool = True) -> ProtectSummary:
+PersonDone = Callable[[str, int, int], None]  # (pseudonym, persons finished, persons in the run)
+
+
+def run_protect(
+    plan: ProtectPlan, *, progress: bool = True, on_person: PersonDone | None = None
+) -> ProtectSummary:
     """Carry out a plan of :func:`plan_protect`, holding the output folder's lock."""
     with output_lock(plan.out_dir, "protect", shared=plan.shared):
-        return _run_locked(plan, progress)
+        return _run_locked(plan, progress, on_person)
 
 
-def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
+def _run_locked(plan: ProtectPlan, progress: bool, on_person: PersonDone | None) -> ProtectSummary:
     start = time.perf_counter()
     key, params, out_dir, engine, models = plan.key, plan.params, plan.out_dir, plan.engine, plan.models
     people, rejects, run = plan.people, plan.rejects, plan.run
@@ -386,6 +396,7 @@ def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
     todo = [b for b in batches if not all(pseudonyms[g] in done for g in b.groups)]
     n_done = sum(p in done for p in pseudonyms)
     bar = tqdm(total=len(people), initial=n_done, desc="protect", unit="person", disable=not progress)
+    finished = n_done  # tqdm stops counting when disabled
     for number, batch in enumerate(todo, start=1):
         where = f"batch {number}/{len(todo)}"
         if progress:
@@ -437,6 +448,9 @@ def _run_locked(plan: ProtectPlan, progress: bool) -> ProtectSummary:
                 _write_person(out_dir, people[g], pseudonyms[g], sorted(pending.pop(g), key=lambda t: t[0]))
                 anchors.pop(g, None)
                 bar.update(1)
+                finished += 1
+                if on_person is not None:
+                    on_person(pseudonyms[g], finished, len(people))
     bar.close()
 
     manifest = _assemble(out_dir, run, pseudonyms, rejects)

@@ -121,9 +121,14 @@ def protect_shard(
         resume=True,
         shared=True,  # shards of one flow write disjoint persons into one folder at once
         progress=False,
+        on_person=_log_person,
     )
     get_run_logger().info("protected %d images of %d people", summary.n_images, summary.n_persons)
     return {"persons": persons, "n_images": summary.n_images, "n_rejected": summary.n_rejected}
+
+
+def _log_person(pseudonym: str, finished: int, total: int) -> None:
+    get_run_logger().info("person %d/%d protected (%s)", finished, total, pseudonym)
 
 
 @task(name="protect-finalise")

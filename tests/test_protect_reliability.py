@@ -159,3 +159,19 @@ def test_invert_force_replaces_only_its_own_file(face_folder, params, tmp_path):
     with pytest.raises(OutputExistsError, match="not written by `fam invert`"):
         invert_dataset(face_folder, out, params, force=True, progress=False)
     assert (out / "inversions.pt").read_text() == "a user's file"
+
+
+@pytest.mark.unit
+def test_orchestrators_hear_of_each_finished_person_by_pseudonym(face_folder, params, tmp_path):
+    heard: list[tuple[str, int, int]] = []
+    s = protect_dataset(
+        face_folder,
+        tmp_path / "out",
+        research_key(1),
+        params,
+        progress=False,
+        on_person=lambda *a: heard.append(a),
+    )
+    pseudonyms = {it.pseudonym for it in ProtectManifest.read(s.manifest_path).items}
+    assert [(n, t) for _, n, t in heard] == [(1, 3), (2, 3), (3, 3)]
+    assert {p for p, _, _ in heard} == pseudonyms
