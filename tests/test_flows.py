@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from fam.artifacts import Metrics, ProtectManifest
 from fam.io_utils import sha256_file
@@ -32,13 +33,19 @@ OTHERS = {f"Other{i}": 2 for i in range(6)}  # aligned but not protected: impost
 
 
 def make_aligned(root: Path) -> Path:
-    """A folder in the `fam align` output format, from generated 32-px faces."""
+    """A folder in the `fam align` output format, from generated 32-px faces, and the "photos"
+    it was aligned from (JPEG copies beside it: the release suite compares releases with them)."""
     make_face_folder(root / "images", {**PEOPLE, **OTHERS})
-    rows = [
-        aligned_row(f"{f.parent.name}/{f.stem}.jpg", f.parent.name, f.relative_to(root).as_posix())
-        for f in sorted((root / "images").rglob("*.png"))
-    ]
-    write_align_manifest(root, rows)
+    photos = root.with_name(f"{root.name}-photos")
+    rows = []
+    for f in sorted((root / "images").rglob("*.png")):
+        photo = photos / f.parent.name / f"{f.stem}.jpg"
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(f).convert("RGB").save(photo, "JPEG", quality=80)
+        rows.append(
+            aligned_row(photo.relative_to(photos).as_posix(), f.parent.name, f.relative_to(root).as_posix())
+        )
+    write_align_manifest(root, rows, input_dir=photos)
     return root
 
 
