@@ -167,15 +167,15 @@ def main() -> None:
     t0 = time.perf_counter()
     with open(tmp / "flow-2.log", "w") as log2:
         rc = subprocess.run(cmd, env=flow_env, stdout=log2, stderr=subprocess.STDOUT, check=False).returncode
-    if rc != 0:
-        raise SystemExit(f"the resumed flow failed (rc {rc}); see {tmp}/flow-2.log")
-    print(f"resumed flow finished in {time.perf_counter() - t0:.0f} s")
+    # Protection ends before the gates run: a gate failure (say, an aligned folder from an older
+    # fam) still leaves a complete release to compare, and the line below says the flow failed.
+    print(f"resumed flow ended in {time.perf_counter() - t0:.0f} s, rc {rc} (log: {tmp}/flow-2.log)")
     identical = _release(flow_out) == _release(tmp / "large")
     a, b = small["rss_mb"], large["rss_mb"]
     print(
         f"persons={args.persons} peak_rss_mb_small={a:.0f} peak_rss_mb_large={b:.0f} rss_growth={b / a:.2f} "
         f"s_per_person={large['seconds'] / args.persons:.2f} "
-        f"flow_killed_at={killed_at} flow_resume_identical={identical}"
+        f"flow_killed_at={killed_at} flow_resume_identical={identical} flow_rc={rc}"
     )
 
 
