@@ -10,9 +10,8 @@ import yaml
 
 from fam.config import Params
 from fam.keys import new_key_file
-from tests.helpers.artifacts import aligned_row, write_align_manifest
+from tests.helpers.artifacts import make_aligned_folder
 from tests.helpers.docs import run_snippet, snippets
-from tests.helpers.faces import make_face_folder
 from tests.helpers.tiny_models import TINY_SETTINGS
 
 
@@ -38,13 +37,7 @@ def test_the_evaluator_example_is_an_evaluator_fam_evaluate_accepts() -> None:
 
 
 def _aligned(root: Path) -> Path:
-    make_face_folder(root / "images", {"Ann": 2, "Ben": 2})
-    rows = [
-        aligned_row(f"{f.parent.name}/{f.stem}.jpg", f.parent.name, f.relative_to(root).as_posix())
-        for f in sorted((root / "images").rglob("*.png"))
-    ]
-    write_align_manifest(root, rows)
-    return root
+    return make_aligned_folder(root, {"Ann": 2, "Ben": 2})
 
 
 @pytest.mark.flow

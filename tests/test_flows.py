@@ -14,15 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
 
 from fam.artifacts import Metrics, ProtectManifest
 from fam.io_utils import sha256_file
 from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
 from tasks.mlflow_conventions import metric_name
-from tests.helpers.artifacts import aligned_row, write_align_manifest
-from tests.helpers.faces import make_face_folder
+from tests.helpers.artifacts import make_aligned_folder
 from tests.helpers.paths import ROOT
 from tests.helpers.tiny_models import TINY_SETTINGS
 
@@ -33,20 +31,7 @@ OTHERS = {f"Other{i}": 2 for i in range(6)}  # aligned but not protected: impost
 
 
 def make_aligned(root: Path) -> Path:
-    """A folder in the `fam align` output format, from generated 32-px faces, and the "photos"
-    it was aligned from (JPEG copies beside it: the release suite compares releases with them)."""
-    make_face_folder(root / "images", {**PEOPLE, **OTHERS})
-    photos = root.with_name(f"{root.name}-photos")
-    rows = []
-    for f in sorted((root / "images").rglob("*.png")):
-        photo = photos / f.parent.name / f"{f.stem}.jpg"
-        photo.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(f).convert("RGB").save(photo, "JPEG", quality=80)
-        rows.append(
-            aligned_row(photo.relative_to(photos).as_posix(), f.parent.name, f.relative_to(root).as_posix())
-        )
-    write_align_manifest(root, rows, input_dir=photos)
-    return root
+    return make_aligned_folder(root, {**PEOPLE, **OTHERS})
 
 
 @pytest.fixture()

@@ -102,3 +102,25 @@ def write_protect_output(
     ).write(out_dir)
     ResolvedSettings.of("protect", params).write(out_dir)
     return manifest
+
+
+def make_aligned_folder(root: Path, people: dict[str, int]) -> Path:
+    """A `fam align` output of generated 32-px faces (``images/``, ``manifest.csv``,
+    ``align_summary.json``) and the "photos" it was aligned from, JPEG copies in
+    ``<root>-photos/`` (the release suite compares releases with them)."""
+    from PIL import Image
+
+    from tests.helpers.faces import make_face_folder
+
+    make_face_folder(root / "images", people)
+    photos = root.with_name(f"{root.name}-photos")
+    rows = []
+    for f in sorted((root / "images").rglob("*.png")):
+        photo = photos / f.parent.name / f"{f.stem}.jpg"
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(f).convert("RGB").save(photo, "JPEG", quality=80)
+        rows.append(
+            aligned_row(photo.relative_to(photos).as_posix(), f.parent.name, f.relative_to(root).as_posix())
+        )
+    write_align_manifest(root, rows, input_dir=photos)
+    return root
