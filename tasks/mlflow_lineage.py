@@ -210,17 +210,17 @@ def close_run(store: Store, run_id: str, status: str = "FINISHED") -> None:
         client.set_terminated(run_id, status=status)
 
 
+def _experiment_runs(client: Any, store: Store, where: str) -> list[Any]:
+    """Runs of the store's experiment that match an MLflow search filter ([] before it exists)."""
+    exp = client.get_experiment_by_name(store.experiment)
+    return [] if exp is None else _search(client, [exp.experiment_id], where)
+
+
 def fail_running(store: Store, flow_run_id: str) -> list[str]:
     """Mark FAILED every still-running run of a Prefect flow run (its flow failed or crashed)."""
     client = store.client()
-    exp = client.get_experiment_by_name(store.experiment)
-    if exp is None:
-        return []
-    runs = _search(
-        client,
-        [exp.experiment_id],
-        f"tags.`{TAG}prefect_flow_run_id` = '{_quote(flow_run_id)}' and attributes.status = 'RUNNING'",
-    )
+    where = f"tags.`{TAG}prefect_flow_run_id` = '{_quote(flow_run_id)}' and attributes.status = 'RUNNING'"
+    runs = _experiment_runs(client, store, where)
     for r in runs:
         client.set_terminated(r.info.run_id, status="FAILED")
     return [r.info.run_id for r in runs]
@@ -335,14 +335,8 @@ def releases_for(store: Store, fingerprint: str) -> list[dict[str, Any]]:
     ``runs`` all of them, oldest first. Runs that failed or still run are not releases.
     """
     client = store.client()
-    exp = client.get_experiment_by_name(store.experiment)
-    if exp is None:
-        return []
-    runs = _search(
-        client,
-        [exp.experiment_id],
-        f"tags.`{TAG}key_fingerprint` = '{_quote(fingerprint)}' and attributes.status = 'FINISHED'",
-    )
+    where = f"tags.`{TAG}key_fingerprint` = '{_quote(fingerprint)}' and attributes.status = 'FINISHED'"
+    runs = _experiment_runs(client, store, where)
     found: dict[str, dict[str, Any]] = {}
     for r in reversed(runs):  # oldest first: the first run of a release describes it
         t = r.data.tags
