@@ -12,7 +12,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from fam.errors import UserError
 from flows.runners import make_task_runner
 from tasks import align, evaluate, lineage, prefect_artifacts, protect, publish, validation
 from tasks.common import settings, with_retries
@@ -86,8 +85,9 @@ def protect_dataset(
         eval_dir: Evaluate the release into this folder (privacy, utility, quality).
         release2_dir: The same inputs protected under a second key (unlinkability, D_sys).
         thresholds_from: Aligned folder of people NOT in the release, or a thresholds.json, for the
-            FMR thresholds; default with ``input_dir``: the flow aligns ``mlops.impostors`` people
-            outside the release beside ``aligned_dir`` itself.
+            FMR thresholds. Default: with ``input_dir`` the flow aligns ``mlops.impostors`` people
+            outside the release beside ``aligned_dir`` itself; without it, the people of
+            ``aligned_dir`` the release lacks (the evaluation names this parameter if too few).
         publish_dir: Copy the validated ``release/`` here (never overwrites).
         lineage_tags: Extra MLflow tags.
 
@@ -99,12 +99,6 @@ def protect_dataset(
     ref = FlowKeyRef.from_dict(key)  # refuses unknown fields, so no "key material" field can sneak in
     key = ref.to_dict()
     params = settings(params_path, overrides)
-    if eval_dir is not None and thresholds_from is None and input_dir is None:
-        raise UserError(
-            "eval_dir needs FMR thresholds from people outside the release: give the flow parameter "
-            "thresholds_from (an aligned folder of other people, or a thresholds.json), or input_dir so "
-            "that the flow aligns an impostor set itself"
-        )
     run_id = lineage.open_lineage_run(params_path, overrides, "protect-dataset", out_dir)
     reports = validation.reports_dir_for(out_dir)
     reports.mkdir(parents=True, exist_ok=True)
@@ -133,7 +127,7 @@ def protect_dataset(
         out_dir, aligned_dir, key, people, str(reports / "release.json")
     )
     validation_reports = [input_report, release_report]
-    if eval_dir is not None and thresholds_from is None:
+    if eval_dir is not None and thresholds_from is None and input_dir is not None:
         thresholds_from = with_retries(align.align_impostors, params)(
             input_dir, aligned_dir, params_path, overrides, people
         )

@@ -43,6 +43,8 @@ fi
 # Two keys: the release is scored under "main", and the same faces under "second" show that a new
 # key gives unlinkable templates (unlinkability PSR and D_sys): revocability is the point.
 key2_file="${KEY2_FILE:-runs/keys/second.fam-key}"
+step "invert the aligned faces once (both keys reuse the latents) -> $out/inversions"
+fam invert --input "$out/aligned" --out "$out/inversions" --resume
 for name in main second; do
   file=$key_file; [[ $name == second ]] && file=$key2_file
   if [[ ! -f "$file" ]]; then
@@ -50,7 +52,8 @@ for name in main second; do
     fam key new --out "$file"
   fi
   step "protect under $file -> $out/protect/$name"
-  fam protect --input "$out/aligned" --key-file "$file" --out "$out/protect/$name" --resume
+  fam protect --input "$out/aligned" --inversions "$out/inversions/inversions.pt" --key-file "$file" \
+    --out "$out/protect/$name" --resume
   python -m tasks.stages validate release "$out/protect/$name" --aligned "$out/aligned" --key-file "$file" \
     --report "$out/validation/release-$name.json"
 done

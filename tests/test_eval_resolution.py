@@ -134,3 +134,13 @@ def test_evaluators_are_labelled_white_box_when_the_loss_used_them(inputs, tmp_p
         )
         report = (tmp_path / identity / "report.md").read_text()
         assert f"tiny ({kind}) @FMR 0.001" in report and f"evaluators: tiny ({kind})" in report
+
+
+def test_scores_and_fid_of_identical_sets_stay_in_their_families_ranges():
+    from fam.evaluate.fid import fid_from_features
+    from fam.evaluate.scoring import cosine_similarity
+
+    x = torch.randn(16, 1024, generator=torch.Generator().manual_seed(3))
+    assert cosine_similarity(x, x).max() <= 1.0  # rounding once gave 1.0000001 (the gate refused it)
+    feats = torch.randn(16, 2048, generator=torch.Generator().manual_seed(4)).double().numpy()
+    assert fid_from_features(feats, feats) >= 0.0  # a singular sqrtm once gave -1e-4

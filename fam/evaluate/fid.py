@@ -67,7 +67,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         eps = np.eye(sigma1.shape[0]) * 1e-6
         covmean = scipy.linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
     covmean = np.real(covmean)
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    # A distance is >= 0; sqrtm of a singular product lands identical sets at -1e-4 or so.
+    return max(value, 0.0)
 
 
 def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:

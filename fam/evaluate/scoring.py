@@ -22,7 +22,8 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine similarity ``[Na, Nb]`` of the rows of ``a [Na, D]`` and ``b [Nb, D]``."""
     a = torch.nn.functional.normalize(a.float(), dim=1)
     b = torch.nn.functional.normalize(b.float(), dim=1)
-    return a @ b.T
+    # float32 rounding puts identical rows at 1.0000001; a score is a cosine, in [-1, 1]
+    return (a @ b.T).clamp(-1.0, 1.0)
 
 
 def negative_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
