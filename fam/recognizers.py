@@ -90,7 +90,9 @@ class TemplateRecognizer:
 
     def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of embeddings ``a [Na, D]`` and ``b [Nb, D]`` -> ``[Na, Nb]``."""
-        return F.normalize(a.float(), dim=1) @ F.normalize(b.float(), dim=1).T
+        from fam.evaluate.scoring import cosine_similarity
+
+        return cosine_similarity(a, b)
 
 
 # Any FaceRecognizer may be registered; the shipped ones are TemplateRecognizers.

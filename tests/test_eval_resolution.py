@@ -142,5 +142,8 @@ def test_scores_and_fid_of_identical_sets_stay_in_their_families_ranges():
 
     x = torch.randn(16, 1024, generator=torch.Generator().manual_seed(3))
     assert cosine_similarity(x, x).max() <= 1.0  # rounding once gave 1.0000001 (the gate refused it)
+    from fam.recognizers import TemplateRecognizer
+
+    assert TemplateRecognizer.similarity(None, x, x).max() <= 1.0  # type: ignore[arg-type]  # the same rule
     feats = torch.randn(16, 2048, generator=torch.Generator().manual_seed(4)).double().numpy()
     assert fid_from_features(feats, feats) >= 0.0  # a singular sqrtm once gave -1e-4
