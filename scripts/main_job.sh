@@ -73,12 +73,9 @@ step "headline metrics ($out/eval/metrics.json; all of them in the report)"
 python - "$out/eval" <<'PY'
 import sys
 from fam.artifacts import Metrics
-values = Metrics.read(sys.argv[1]).values
-rows = [(k, v) for k, v in sorted(values.items())
-        if k.startswith(("psr_anonymity_", "psr_unlinkability_", "psr_noninvert_", "eer_", "dsys_", "fid"))
-        and ("fmr" not in k or k.endswith("fmr1e-3"))]
-width = max(len(k) for k, _ in rows)
-for k, v in rows:
+rows = Metrics.read(sys.argv[1]).headline()
+width = max(map(len, rows), default=0)
+for k, v in rows.items():
     print(f"  {k:<{width}}  {v:8.4f}")
 PY
 cat <<MSG

@@ -11,9 +11,6 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from fam.artifacts import Metrics
 from tasks.common import settings
 
-# Metric prefixes a reader looks at first; the full set is in metrics.json and MLflow.
-KEY_METRICS = ("psr_anonymity_", "psr_unlinkability_", "psr_noninvert_", "eer_", "dsys_", "fid")
-
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
     """The run's page on an MLflow server; None for a local store (no server to link to)."""
@@ -23,12 +20,8 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
 
 
 def key_metrics(values: dict[str, float]) -> list[dict[str, Any]]:
-    """Rows ``{metric, value}`` of the headline metrics at FMR 1e-3 (and the FMR-free ones)."""
-    rows = []
-    for name in sorted(values):
-        if name.startswith(KEY_METRICS) and ("fmr" not in name or name.endswith("fmr1e-3")):
-            rows.append({"metric": name, "value": round(values[name], 4)})
-    return rows
+    """Rows ``{metric, value}`` of :meth:`fam.artifacts.Metrics.headline` for a table artifact."""
+    return [{"metric": k, "value": round(v, 4)} for k, v in Metrics(values).headline().items()]
 
 
 @task(name="report-artifacts")

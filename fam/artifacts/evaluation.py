@@ -50,6 +50,24 @@ class Metrics:
             odd = sorted(self.families.keys() ^ self.values.keys())
             raise ValueError(f"metrics and families name different metrics: {odd}")
 
+    # Metric prefixes a reader looks at first; the full set is in metrics.json, the report, MLflow.
+    HEADLINE: ClassVar[tuple[str, ...]] = (
+        "psr_anonymity_",
+        "psr_unlinkability_",
+        "psr_noninvert_",
+        "eer_",
+        "dsys_",
+        "fid",
+    )
+
+    def headline(self) -> dict[str, float]:
+        """The headline metrics, sorted by name: at FMR 1e-3 where a metric has an FMR."""
+        return {
+            k: v
+            for k, v in sorted(self.values.items())
+            if k.startswith(self.HEADLINE) and ("fmr" not in k or k.endswith("fmr1e-3"))
+        }
+
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / self.FILENAME
         if self.families:
