@@ -50,6 +50,13 @@ class OptimiseResult:
     view_attribute: torch.Tensor  # [B] eq. 4 per view
     terms: LossTerms  # per-group terms after optimisation
     initial_terms: LossTerms  # per-group terms of the naive mix (step 0)
+    # [steps + 1, G, 4]: per-group terms after 0..steps steps, in fam.artifacts.LossCurve.TERMS order
+    curve: torch.Tensor
+
+
+def _curve_row(terms: LossTerms) -> torch.Tensor:
+    parts = (terms.total_per_group, terms.anonymity, terms.consistency, terms.attribute)
+    return torch.stack([t.detach().float() for t in parts], dim=1)
 
 
 def protect_views(
@@ -107,6 +114,8 @@ def protect_views(
         _, initial_terms, _, _ = forward(w0)
 
     param = w0.index_select(1, opt_idx).clone().requires_grad_(True)
+    # Row k is the loss each step's forward already computes (after k updates): no extra pass.
+    rows = [_curve_row(initial_terms)]
     if cfg.steps > 0:
         opt = torch.optim.Adam([param], lr=cfg.lr, betas=cfg.betas)
         milestones = sorted({max(1, round(f * cfg.steps)) for f in cfg.lr_milestones})
@@ -114,6 +123,8 @@ def protect_views(
         with torch.enable_grad():
             for step in range(cfg.steps):
                 _, terms, _, _ = forward(w0.index_copy(1, opt_idx, param))
+                if step > 0:
+                    rows.append(_curve_row(terms))
                 opt.zero_grad(set_to_none=True)
                 terms.total.backward()
                 opt.step()
@@ -126,6 +137,8 @@ def protect_views(
         x, terms, emb_p, feat_p = forward(ws)
         cos = torch.nn.functional.cosine_similarity(emb_p, emb_r, dim=1)
         view_attr = attribute_loss(feat_p, feat_r)
+    if cfg.steps > 0:
+        rows.append(_curve_row(terms))
     return OptimiseResult(
         ws=ws,
         images=x.clamp(-1, 1),
@@ -134,4 +147,5 @@ def protect_views(
         view_attribute=view_attr,
         terms=terms,
         initial_terms=initial_terms,
+        curve=torch.stack(rows).cpu(),
     )

@@ -6,11 +6,13 @@ Output layout (``OUT``)::
       images/<pseudonym>/NNNN.png  no latents of originals, no key material
       release.json                key fingerprint and kind, params digest, code version, file hashes
     manifest.json                 PRIVATE lineage: input -> output, person, losses, ...
+    loss_curve.csv                mean loss terms after each optimisation step (no names)
     settings.json                 the resolved settings of the run (private: names local paths)
     latents/<pseudonym>.pt        protected latents z_p* (private)
     rejects.json                  inputs that could not be used, each with its reason
     .fam/run.json, .fam/persons/  progress state for --resume; run.json also marks the folder as
                                   this command's (--force replaces nothing else)
+    .fam/curves/<pseudonym>.csv   each person's loss curve (averaged into loss_curve.csv)
     .fam/lock                     held while a run writes: a second run on OUT is refused
 
 The files' formats are owned by :mod:`fam.artifacts`.
@@ -35,6 +37,7 @@ from tqdm import tqdm
 from fam.artifacts import (
     Inversions,
     KeyIdentity,
+    LossCurve,
     ProtectItem,
     ProtectManifest,
     Reject,
@@ -60,9 +63,17 @@ from fam.provenance import code_version
 from fam.runtime import Engine, resolve_engine
 
 # What --force may replace: this command's outputs, identified by its run record (the marker).
-_OWNED = ("release", "latents", ProtectManifest.FILENAME, Rejects.FILENAME, ResolvedSettings.FILENAME)
+_OWNED = (
+    "release",
+    "latents",
+    ProtectManifest.FILENAME,
+    Rejects.FILENAME,
+    ResolvedSettings.FILENAME,
+    LossCurve.FILENAME,
+)
 _RUN_RECORD = "run.json"  # in OUT/.fam/: the manifest of the run without its items (what --resume checks)
 _PERSONS = "persons"  # in OUT/.fam/: one record per finished person (its items)
+_CURVES = "curves"  # in OUT/.fam/: one loss curve per finished person (written before its record)
 
 
 @dataclass(frozen=True)
@@ -155,19 +166,21 @@ def _remove_person(out_dir: Path, pseudonym: str) -> None:
     """Delete one person's outputs; the record goes last, so an interrupted removal is redone."""
     shutil.rmtree(out_dir / ReleaseIndex.FOLDER / "images" / pseudonym, ignore_errors=True)
     (out_dir / "latents" / f"{pseudonym}.pt").unlink(missing_ok=True)
+    (out_dir / STATE_DIR / _CURVES / f"{pseudonym}.csv").unlink(missing_ok=True)
     (out_dir / STATE_DIR / _PERSONS / f"{pseudonym}.json").unlink(missing_ok=True)
 
 
 def prepare_out_dir(out_dir: Path, run: ProtectManifest, force: bool) -> None:
     """Make ``out_dir`` ready for a run that :func:`check_out_dir` accepted."""
     if force:
-        state = [out_dir / STATE_DIR / n for n in (_RUN_RECORD, _PERSONS)]  # the lock stays
+        state = [out_dir / STATE_DIR / n for n in (_RUN_RECORD, _PERSONS, _CURVES)]  # the lock stays
         for target in [out_dir / n for n in _OWNED] + state:
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
     make_dir(out_dir / STATE_DIR / _PERSONS)
+    make_dir(out_dir / STATE_DIR / _CURVES)
     run.write(out_dir / STATE_DIR, _RUN_RECORD)
 
 
@@ -391,6 +404,7 @@ def _run_locked(plan: ProtectPlan, progress: bool, on_person: PersonDone | None)
     batches = plan_batches(counts, params.groups.max_batch_views, pack=params.groups.pack_persons)
     pending: dict[int, list[tuple[int, dict]]] = {}
     anchors: dict[int, list[torch.Tensor]] = {}
+    curves: dict[int, list[torch.Tensor]] = {}  # per group: its curve in each batch (chunk) it spans
     # The bar counts finished persons; its postfix moves with every optimisation step, because
     # one batch (one person by default) takes minutes with the real models.
     todo = [b for b in batches if not all(pseudonyms[g] in done for g in b.groups)]
@@ -421,6 +435,8 @@ def _run_locked(plan: ProtectPlan, progress: bool, on_person: PersonDone | None)
             engine,
             on_step=_step_postfix(bar, where, params.optimise.steps) if progress else None,
         )
+        for g, lg in local.items():
+            curves.setdefault(g, []).append(result.curve[:, lg, :])
         for row, slot in enumerate(batch.slots):
             lg = local[slot.group]
             if counts[slot.group] > params.groups.max_batch_views:
@@ -445,7 +461,10 @@ def _run_locked(plan: ProtectPlan, progress: bool, on_person: PersonDone | None)
             )
         for g in batch.groups:
             if len(pending.get(g, [])) == counts[g] and pseudonyms[g] not in done:
-                _write_person(out_dir, people[g], pseudonyms[g], sorted(pending.pop(g), key=lambda t: t[0]))
+                curve = torch.stack(curves.pop(g)).mean(0)  # a large group's chunks, averaged
+                _write_person(
+                    out_dir, people[g], pseudonyms[g], sorted(pending.pop(g), key=lambda t: t[0]), curve
+                )
                 anchors.pop(g, None)
                 bar.update(1)
                 finished += 1
@@ -512,8 +531,10 @@ def _views(
     return x, torch.stack([w for w in ws if w is not None])
 
 
-def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tuple[int, dict]]) -> None:
-    """Write one person's protected images (real views only), latents and state record."""
+def _write_person(
+    out_dir: Path, person: Person, pseudonym: str, views: list[tuple[int, dict]], curve: torch.Tensor
+) -> None:
+    """Write one person's protected images (real views only), latents, loss curve and state record."""
     items = []
     released = views[: len(person.files)]  # augmented views (single-image persons) are never released
     for idx, (f, (_, view)) in enumerate(zip(person.files, released, strict=True)):
@@ -538,6 +559,9 @@ def _write_person(out_dir: Path, person: Person, pseudonym: str, views: list[tup
         out_dir / "latents" / f"{pseudonym}.pt",
         {"names": [str(f.path) for f in person.files], "ws": torch.stack([v["ws"] for _, v in released])},
     )
+    LossCurve(tuple(tuple(float(v) for v in row) for row in curve.tolist())).write(
+        out_dir / STATE_DIR / _CURVES, f"{pseudonym}.csv"
+    )
     atomic_write_json(out_dir / STATE_DIR / _PERSONS / f"{pseudonym}.json", [it.to_dict() for it in items])
 
 
@@ -554,6 +578,14 @@ def _assemble(
         items.extend(ProtectItem(**{"input_sha256": "", **it}) for it in json.loads(record.read_text()))
     manifest = dataclasses.replace(run, items=tuple(items), rejects=tuple(rejects))
     manifest.write(out_dir)
+    # Persons protected before loss curves were recorded have none: the mean is over the others.
+    person_curves = [
+        LossCurve.read(path)
+        for p in sorted(pseudonyms)
+        if (path := out_dir / STATE_DIR / _CURVES / f"{p}.csv").is_file()
+    ]
+    if person_curves:
+        LossCurve.mean(person_curves).write(out_dir)
     Rejects(tuple(rejects)).write(out_dir)
     ReleaseIndex(
         code_version=run.code_version,

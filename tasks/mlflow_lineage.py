@@ -38,6 +38,7 @@ from typing import Any
 from fam.artifacts import (
     AlignManifest,
     AlignSummary,
+    LossCurve,
     Metrics,
     ProtectManifest,
     ReleaseIndex,
@@ -493,10 +494,30 @@ def _log_release_artifacts(client: Any, run_id: str, record: ReleaseRecord, log_
         _put(client, run_id, record.out_dir / ProtectManifest.FILENAME, "protect")
     _put(client, run_id, record.out_dir / ReleaseIndex.FOLDER / ReleaseIndex.FILENAME, "protect")
     _put_settings(client, run_id, record.out_dir, "protect", log_originals)
+    _log_loss_curve(client, run_id, record.out_dir)
     if record.aligned_dir is not None:
         _put(client, run_id, record.aligned_dir / AlignSummary.FILENAME, "align")
         _put_settings(client, run_id, record.aligned_dir, "align", log_originals)
     _put_validation(client, run_id, [Path(p) for p in record.validation_reports], log_originals)
+
+
+def _log_loss_curve(client: Any, run_id: str, out_dir: Path) -> None:
+    """The protection's mean loss terms as step metrics (``protect/loss/<term>``, step = Adam step)."""
+    from mlflow.entities import Metric
+
+    path = out_dir / LossCurve.FILENAME
+    if not path.is_file():  # outputs of a version before loss curves
+        return
+    curve = LossCurve.read(path)
+    ts = _now_ms()
+    batch = [
+        Metric(f"protect/loss/{term}", value, ts, step)
+        for step, row in enumerate(curve.rows)
+        for term, value in zip(LossCurve.TERMS, row, strict=True)
+    ]
+    for i in range(0, len(batch), _MAX_BATCH):
+        client.log_batch(run_id, metrics=batch[i : i + _MAX_BATCH])
+    _put(client, run_id, path, "protect")
 
 
 def _log_evaluation(client: Any, run_id: str, eval_dir: Path, log_originals: bool) -> str | None:

@@ -17,6 +17,7 @@ from fam.artifacts import (
     AlignSummary,
     Inversions,
     KeyIdentity,
+    LossCurve,
     Metrics,
     ProtectItem,
     ProtectManifest,
@@ -277,3 +278,20 @@ def test_code_version_is_one_record() -> None:
     assert v.version.startswith(__version__)
     if v.commit != "unknown":  # a git checkout
         assert len(v.commit) == 40 and v.version.endswith(f"+g{v.commit[:12]}{'.dirty' if v.dirty else ''}")
+
+
+def test_loss_curves_average_by_persons_and_refuse_bad_files(tmp_path):
+    a = LossCurve(((4.0, 1.0, 2.0, 1.0), (2.0, 0.5, 1.0, 0.5)), persons=1)
+    b = LossCurve(((1.0, 1.0, 0.0, 0.0), (0.5, 0.5, 0.0, 0.0)), persons=3)
+    mean = LossCurve.mean([a, b])
+    assert mean.persons == 4 and mean.column("total") == [1.75, 0.875]
+    assert LossCurve.read(mean.write(tmp_path)) == mean  # exact round trip (repr floats)
+    with pytest.raises(InputError, match="different lengths"):
+        LossCurve.mean([a, LossCurve(a.rows[:1])])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / LossCurve.FILENAME).write_text("step,total\n0,1\n")
+    with pytest.raises(InputError, match="not a loss curve"):
+        LossCurve.read(bad)
+    with pytest.raises(InputError, match="does not exist"):
+        LossCurve.read(tmp_path / "nowhere")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fam.artifacts import LossCurve
 from fam.config import Params, load_params
 from tests.helpers.imports import PACKAGES, closure
 from tests.helpers.paths import ROOT
@@ -138,6 +139,13 @@ def test_declared_plots_are_files_the_evaluation_writes(tmp_path: Path):
     evaluate_tiny(inputs, tmp_path / "eval", inputs.params.replace({"evaluate.grid_rows": 0}))
     files = _declared_plot_files()
     assert any(path.endswith(".csv") for path in files) and any(path.endswith(".png") for path in files)
+    # protect's loss curve: the declared file and columns are LossCurve's (tests/test_protect.py
+    # checks that protect writes it)
+    protect_plots = {p: c for p, c in files.items() if p.startswith("runs/protect/")}
+    assert protect_plots
+    for path, columns in protect_plots.items():
+        assert Path(path).name == LossCurve.FILENAME and set(columns) <= set(LossCurve.COLUMNS), path
+        del files[path]
     for path, columns in files.items():
         # dvc.yaml names the default evaluator (dlib); the tiny evaluation's is "tiny"
         written = tmp_path / "eval" / Path(path).relative_to("runs/eval").as_posix().replace("_dlib", "_tiny")

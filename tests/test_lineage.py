@@ -13,7 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from click.testing import CliRunner
 
-from fam.artifacts import KeyIdentity, Metrics, ReleaseIndex
+from fam.artifacts import KeyIdentity, LossCurve, Metrics, ReleaseIndex
 from fam.config import parse_params
 from fam.keys import new_key_file
 from fam.provenance import code_version
@@ -223,6 +223,21 @@ def test_release_run_records_lineage_and_audit_sees_revocation(tmp_path, store, 
         if f.is_file():
             data = f.read_bytes().lower()
             assert key_hex.encode() not in data and bytes.fromhex(key_hex) not in f.read_bytes(), f
+
+
+@pytest.mark.unit
+def test_protection_loss_curves_are_step_metrics(tmp_path, store):
+    record = _record(tmp_path, parse_params({}), "fp-curve")
+    curve = LossCurve(((3.0, 1.0, 1.5, 0.5), (2.0, 0.5, 1.2, 0.3), (1.5, 0.2, 1.0, 0.3)), persons=2)
+    curve.write(record.out_dir)
+    run_id = lineage.log_release(record, store)
+    client = _client(store)
+    for term in LossCurve.TERMS:
+        history = client.get_metric_history(run_id, f"protect/loss/{term}")
+        assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == list(
+            enumerate(curve.column(term))
+        )
+    assert "protect/loss_curve.csv" in {a.path for a in client.list_artifacts(run_id, "protect")}
 
 
 def test_log_originals_true_keeps_manifest_grid_and_names(tmp_path):

@@ -136,3 +136,16 @@ def test_on_step_reports_every_adam_step(tiny_params, bundle):
         on_step=seen.append,
     )
     assert seen == list(range(1, tiny_params.optimise.steps + 1))
+
+
+def test_the_loss_curve_starts_at_the_naive_mix_and_ends_at_the_result(tiny_params, bundle):
+    res = _protect(bundle, tiny_params, _batch(bundle))
+    steps = tiny_params.optimise.steps
+    assert res.curve.shape == (steps + 1, 2, 4)
+    # columns in LossCurve.TERMS order: total, anonymity, consistency, attribute
+    first = torch.stack([res.initial_terms.total_per_group, res.initial_terms.anonymity], dim=1)
+    assert torch.allclose(res.curve[0, :, :2], first)
+    last = torch.stack([res.terms.total_per_group, res.terms.consistency, res.terms.attribute], dim=1)
+    assert torch.allclose(res.curve[-1][:, [0, 2, 3]], last, atol=1e-6)
+    zero = _protect(bundle, tiny_params.replace({"optimise.steps": 0}), _batch(bundle))
+    assert zero.curve.shape == (1, 2, 4)

@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 
 import fam.protect as protect_mod
-from fam.artifacts import Inversions, ProtectManifest, Rejects, ReleaseIndex, ResolvedSettings
+from fam.artifacts import Inversions, LossCurve, ProtectManifest, Rejects, ReleaseIndex, ResolvedSettings
 from fam.cli import cli
 from fam.errors import InputError, KeyMaterialError, OutputExistsError
 from fam.keys import research_key
@@ -51,6 +51,12 @@ def test_manifest_release_and_single_image_path(face_folder, params, tmp_path):
     assert (s.n_images, s.n_persons, s.n_rejected) == (6, 3, 0)
     m = ProtectManifest.read(s.manifest_path)
     assert m.key.kind == "research" and m.key.research_seed == 1
+    curve = LossCurve.read(s.out_dir)  # the mean over the 3 persons of their per-step terms
+    assert curve.persons == 3 and curve.steps == params.optimise.steps
+    assert "Alice" not in (s.out_dir / LossCurve.FILENAME).read_text()
+    # row `steps` is each group's final total, which the manifest records per view
+    finals = {it.pseudonym: it.losses["group_total"] for it in m.items}
+    assert curve.column("total")[-1] == pytest.approx(sum(finals.values()) / 3, rel=1e-5)
     carol = [it for it in m.items if it.person == "Carol"]
     assert len(carol) == 1 and carol[0].augmented_views == 3  # views optimised, never released
     assert len(list((s.out_dir / "release/images" / carol[0].pseudonym).iterdir())) == 1

@@ -14,6 +14,7 @@ file                                      class                      written by
 ``INV/inversions.pt``                     :class:`Inversions`        ``fam invert``
 ``OUT/manifest.json`` (private)           :class:`ProtectManifest`   ``fam protect``
 ``OUT/release/release.json`` (public)     :class:`ReleaseIndex`      ``fam protect``
+``OUT/loss_curve.csv``                     :class:`LossCurve`         ``fam protect``
 ``OUT/rejects.json``, ``INV/rejects.json``  :class:`Rejects`         ``fam protect``, ``fam invert``
 ``EVAL/metrics.json``                     :class:`Metrics`           ``fam evaluate``
 ``EVAL/metric_families.json``             :class:`Metrics`           ``fam evaluate``
@@ -27,6 +28,7 @@ file                                      class                      written by
 from fam.artifacts.align import AlignManifest, AlignRow, AlignSummary
 from fam.artifacts.evaluation import Metrics
 from fam.artifacts.inversions import Inversions
+from fam.artifacts.loss_curve import LossCurve
 from fam.artifacts.protect import KeyIdentity, ProtectItem, ProtectManifest, ReleaseFile, ReleaseIndex
 from fam.artifacts.rejects import Reject, Rejects
 from fam.artifacts.settings import ResolvedSettings
@@ -37,6 +39,7 @@ __all__ = [
     "AlignSummary",
     "Inversions",
     "KeyIdentity",
+    "LossCurve",
     "Metrics",
     "ProtectItem",
     "ProtectManifest",
