@@ -35,7 +35,7 @@ def audit(fingerprint: str, as_json: bool, params_path: Path, overrides: tuple[s
     params = load_cli_params(params_path, overrides)
     from tasks import mlflow_lineage as lineage  # lazy: imports MLflow
 
-    store = lineage.Store.from_params(params)
+    store = lineage.Store.from_params(params, overrides=overrides)
     releases = lineage.releases_for(store, fingerprint)
     revocation = lineage.revocation_of(store, fingerprint)
     if not releases and revocation is None:

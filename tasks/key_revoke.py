@@ -70,7 +70,7 @@ def revoke(
     params = load_cli_params(params_path, overrides)
     from tasks import mlflow_lineage as lineage  # lazy: imports MLflow
 
-    store = lineage.Store.from_params(params)
+    store = lineage.Store.from_params(params, overrides=overrides)
     earlier = lineage.revocation_of(store, fingerprint)
     if earlier is not None:
         click.echo(

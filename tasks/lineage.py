@@ -26,7 +26,7 @@ def _flow_run_id() -> str | None:
 def _store(params_path: str, overrides: dict[str, Any]) -> Any:
     from tasks import mlflow_lineage
 
-    return mlflow_lineage.Store.from_params(settings(params_path, overrides))
+    return mlflow_lineage.Store.from_params(settings(params_path, overrides), overrides=overrides)
 
 
 def flow_source() -> str:
@@ -51,7 +51,7 @@ def open_lineage_run(params_path: str, overrides: dict[str, Any], flow_name: str
     from tasks import mlflow_lineage
 
     params = settings(params_path, overrides)
-    store = mlflow_lineage.Store.from_params(params)
+    store = mlflow_lineage.Store.from_params(params, overrides=overrides)
     run_id = mlflow_lineage.open_run(
         store,
         run_name=f"{flow_name} {Path(out_dir).name}",
@@ -104,7 +104,7 @@ def record_lineage(
         source_name=flow_source(),
         extra_tags={"flow": flow_name, **(extra_tags or {})},
     )
-    store = mlflow_lineage.Store.from_params(params)
+    store = mlflow_lineage.Store.from_params(params, overrides=overrides)
     run_id = mlflow_lineage.log_release(record, store, run_id=run_id)
     get_run_logger().info("MLflow run %s in %s", run_id, store.describe())
     return run_id
@@ -141,7 +141,7 @@ def open_training_run(params_path: str, overrides: dict[str, Any], run_name: str
 
     params = settings(params_path, overrides)
     return mlflow_lineage.open_training_run(
-        mlflow_lineage.Store.from_params(params),
+        mlflow_lineage.Store.from_params(params, overrides=overrides),
         params,
         run_name=run_name,
         data_file=Path(data),

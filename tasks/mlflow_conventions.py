@@ -1,6 +1,7 @@
 """How fam's records map onto MLflow's own conventions (pure functions; no tracking store).
 
-* where lineage goes: ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME`` before ``params.yaml``;
+* where lineage goes: a run's own override, then ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME``,
+  then ``params.yaml``;
 * the standard ``mlflow.*`` run tags (source, git commit, user, description) and the experiment
   kind that makes MLflow 3's UI open the experiment as model development, not GenAI;
 * metric names grouped with ``/`` by the evaluation that computes them, with the old flat name
@@ -18,7 +19,7 @@ import getpass
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -45,24 +46,51 @@ class StoreAddress:
 
     tracking_uri: str
     experiment: str
-    tracking_uri_from: str  # "MLFLOW_TRACKING_URI" or "mlops.tracking_uri"
-    experiment_from: str  # "MLFLOW_EXPERIMENT_NAME" or "mlops.experiment"
+    tracking_uri_from: str  # "override mlops.tracking_uri", "MLFLOW_TRACKING_URI" or "mlops.tracking_uri"
+    experiment_from: str  # likewise for the experiment
 
 
-def store_address(params: Params, environ: Mapping[str, str] | None = None) -> StoreAddress:
-    """MLflow's environment variables win over ``params.yaml``, as in every MLflow client.
+def overridden_keys(overrides: Mapping[str, Any] | Iterable[str] | None) -> frozenset[str]:
+    """The dotted settings a run was given explicitly: a flow's ``overrides`` parameter
+    (``{"mlops.tracking_uri": ...}``, nested mappings too) or CLI ``--set KEY=VALUE`` strings."""
+    if overrides is None:
+        return frozenset()
+    if isinstance(overrides, Mapping):
+        keys: set[str] = set()
+        for k, v in overrides.items():
+            if isinstance(v, Mapping) and v:
+                keys |= {f"{k}.{sub}" for sub in overridden_keys(v)}
+            else:
+                keys.add(str(k))
+        return frozenset(keys)
+    return frozenset(o.split("=", 1)[0].strip() for o in overrides)
 
-    So a container, a CI job or a Prefect work pool points lineage elsewhere without editing the
-    settings (whose digest would then change). An empty variable counts as unset.
+
+def store_address(
+    params: Params,
+    environ: Mapping[str, str] | None = None,
+    overridden: Collection[str] = (),
+) -> StoreAddress:
+    """Where lineage goes, most explicit first: a setting given for this run (a flow's
+    ``overrides`` parameter, ``--set``), then MLflow's environment variables (as in every MLflow
+    client), then ``params.yaml``.
+
+    So a container, a CI job or a Prefect work pool (its ``job_variables.env``) points lineage
+    elsewhere without editing the settings (whose digest would then change), and one flow run can
+    still name its own store. An empty variable counts as unset.
     """
     env = os.environ if environ is None else environ
-    uri, experiment = env.get("MLFLOW_TRACKING_URI", ""), env.get("MLFLOW_EXPERIMENT_NAME", "")
-    return StoreAddress(
-        tracking_uri=uri or params.mlops.tracking_uri,
-        experiment=experiment or params.mlops.experiment,
-        tracking_uri_from="MLFLOW_TRACKING_URI" if uri else "mlops.tracking_uri",
-        experiment_from="MLFLOW_EXPERIMENT_NAME" if experiment else "mlops.experiment",
-    )
+
+    def pick(key: str, variable: str, from_params: str) -> tuple[str, str]:
+        if f"mlops.{key}" in overridden:
+            return from_params, f"override mlops.{key}"
+        if env.get(variable, ""):
+            return env[variable], variable
+        return from_params, f"mlops.{key}"
+
+    uri, uri_from = pick("tracking_uri", "MLFLOW_TRACKING_URI", params.mlops.tracking_uri)
+    experiment, experiment_from = pick("experiment", "MLFLOW_EXPERIMENT_NAME", params.mlops.experiment)
+    return StoreAddress(uri, experiment, uri_from, experiment_from)
 
 
 def is_local_store(tracking_uri: str) -> bool:

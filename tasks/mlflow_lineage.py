@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,15 @@ class Store:
     experiment_from: str = "mlops.experiment"
 
     @classmethod
-    def from_params(cls, params: Params, environ: Mapping[str, str] | None = None) -> Store:
-        """``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME`` first, then ``params.mlops``."""
-        where = conv.store_address(params, environ)
+    def from_params(
+        cls,
+        params: Params,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    ) -> Store:
+        """A setting given for this run (``overrides``: a flow's parameter or ``--set`` strings),
+        then ``MLFLOW_TRACKING_URI`` / ``MLFLOW_EXPERIMENT_NAME``, then ``params.mlops``."""
+        where = conv.store_address(params, environ, conv.overridden_keys(overrides))
         return cls(
             where.tracking_uri,
             where.experiment,
@@ -641,6 +647,7 @@ def record_pipeline(
     validation_dir: Path,
     extra_reports: list[Path],
     run_id: str | None = None,
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """Record every ``protect_root/<key name>/`` release of one ``dvc repro``; returns the run ids.
 
@@ -654,7 +661,7 @@ def record_pipeline(
     evaluated_key = evaluated_key or keys[0]
     if evaluated_key not in keys:
         raise UserError(f"--evaluated-key {evaluated_key!r} is not one of the releases: {', '.join(keys)}")
-    store = Store.from_params(params)
+    store = store or Store.from_params(params)
     parent = run_id or open_pipeline_run(store, params, keys)
     manifests = {k: ProtectManifest.read(protect_root / k) for k in keys}
     fingerprints = {k: m.key.fingerprint for k, m in manifests.items()}

@@ -36,7 +36,7 @@ def report_artifacts(
     """A markdown summary (and the evaluation report), a table of key metrics, a link to MLflow."""
     from tasks import mlflow_lineage
 
-    store = mlflow_lineage.Store.from_params(settings(params_path, overrides))
+    store = mlflow_lineage.Store.from_params(settings(params_path, overrides), overrides=overrides)
     client = store.client()
     experiment_id = client.get_run(run_id).info.experiment_id
     url = run_url(store.tracking_uri, experiment_id, run_id)

@@ -151,7 +151,7 @@ def report(
 
     params = load_cli_params(params_path, overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
-    store = mlflow_lineage.Store.from_params(params)
+    store = mlflow_lineage.Store.from_params(params, overrides=overrides)
     run_id = mlflow_lineage.open_pipeline_run(store, params, mlflow_lineage.pipeline_keys(protect_root))
     try:
         gate = gx_suites.validate_metrics(eval_dir)
@@ -169,6 +169,7 @@ def report(
         validation_dir=validation_dir,
         extra_reports=[metrics_report],
         run_id=run_id,
+        store=store,
     )
     Metrics.read(eval_dir).write(out_dir)
     atomic_write_json(out_dir / "lineage.json", lineage, sort_keys=False)

@@ -113,6 +113,16 @@ def test_mlflow_environment_variables_win_over_params_yaml():
         params, {"MLFLOW_TRACKING_URI": "file:///x", "MLFLOW_EXPERIMENT_NAME": ""}
     )
     assert (only_uri.tracking_uri, only_uri.experiment) == ("file:///x", "from-yaml")  # empty = unset
+    # a run's own setting (a flow's overrides parameter, --set) wins over the environment
+    for given in (
+        {"mlops.tracking_uri": "sqlite:///a.db"},
+        {"mlops": {"tracking_uri": "x"}},
+        ["mlops.tracking_uri=x"],
+    ):
+        assert conv.overridden_keys(given) == {"mlops.tracking_uri"}
+    mine = lineage.Store.from_params(params, env, overrides={"mlops.tracking_uri": "sqlite:///a.db"})
+    assert (mine.tracking_uri, mine.experiment) == ("sqlite:///a.db", "from-env")
+    assert "from override mlops.tracking_uri" in mine.describe()
     assert conv.is_local_store("sqlite:///a.db") and conv.is_local_store("/srv/mlruns")
     assert not conv.is_local_store("http://mlflow:5000") and not conv.is_local_store("databricks://p")
 
@@ -318,6 +328,13 @@ def test_audit_lists_a_release_once_and_refuses_unknown_fingerprints(tmp_path, s
 
     res = CliRunner().invoke(_cli(), ["audit", "--fingerprint", "fp-" + "5" * 32])
     assert res.exit_code == 2 and "no release or revocation of fp-5555" in res.output, res.output
+
+    # a setting given for this run wins over the environment: --set points back at the empty store
+    res = CliRunner().invoke(
+        _cli(),
+        ["audit", "--fingerprint", fp, "--set", f"mlops.tracking_uri={elsewhere.tracking_uri}"],
+    )
+    assert res.exit_code == 2 and "from override mlops.tracking_uri" in res.output, res.output
 
 
 def test_dvc_pipeline_runs_are_named_after_their_stages(tmp_path, store):
