@@ -313,6 +313,20 @@ class MapperAttackConfig:
 
 
 @dataclass(frozen=True)
+class StolenKeyAttackConfig:
+    """The attacker with the key inverts the whole protection (fam.evaluate.stolen_key)."""
+
+    max_images: int = setting(8, ge=1)  # held-out protected images attacked (each person's together)
+    iterations: int = setting(20, ge=1)  # Adam steps on the candidate originals (~5 s each on 2 CPU cores)
+    # Algorithm 1 steps unrolled per iteration, with the learning rate scaled to cover the same
+    # distance; 0 = all of the release's optimise.steps (exact, costly: use on a GPU)
+    unroll_steps: int = setting(3, ge=0)
+    lr: float = setting(0.01, gt=0)
+    # weight of 1 - cos(models.identity) between the re-protected and the protected images, beside L1
+    identity_weight: float = setting(0.5, ge=0)
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     # FR evaluators (fam.recognizers names); options go beside the name, e.g. weight paths
     recognizers: tuple[ModelSpec, ...] = field(default=(ModelSpec("dlib"),), metadata={"role": "recognizer"})
@@ -335,9 +349,14 @@ class EvaluateConfig:
     baselines: tuple[Literal["blur", "pixelate", "downsample"], ...] = ("blur", "pixelate", "downsample")
     blur_sigma: float = setting(0.04, gt=0)  # Gaussian sigma as a fraction of the image side
     pixelate_blocks: int = setting(8, ge=1)  # the image becomes pixelate_blocks x pixelate_blocks cells
-    attacks: tuple[Literal["latent_replacement", "mapper"], ...] = ("latent_replacement", "mapper")
+    attacks: tuple[Literal["latent_replacement", "mapper", "stolen_key"], ...] = (
+        "latent_replacement",
+        "mapper",
+        "stolen_key",
+    )
     attack_max_images: int = setting(32, ge=1)  # latent replacement inverts each image: keep it small on CPU
     mapper: MapperAttackConfig = field(default_factory=MapperAttackConfig)
+    stolen_key: StolenKeyAttackConfig = field(default_factory=StolenKeyAttackConfig)
     tsne_max_people: int = setting(20, ge=0)  # the plot needs 5+ images of the people picked
     grid_rows: int = setting(6, ge=0)  # 0 = no image grid
     image_size: int = setting(128, ge=1)  # px of the grid cells

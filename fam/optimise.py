@@ -59,6 +59,63 @@ def _curve_row(terms: LossTerms) -> torch.Tensor:
     return torch.stack([t.detach().float() for t in parts], dim=1)
 
 
+@dataclass(frozen=True)
+class ProtectionObjective:
+    """Eq. 5 of a batch of views as a function of their latents: decode, embed, score.
+
+    ``emb_r``/``feat_r`` are the real views' identity embeddings and attribute features; the
+    protection holds them fixed, the stolen-key attack (fam.evaluate.stolen_key) computes them
+    from its candidate originals and differentiates through them.
+    """
+
+    generator: Generator
+    identity: IdentityEncoder
+    attribute: AttributeEncoder
+    cfg: OptimiseConfig
+    engine: Engine
+    emb_r: torch.Tensor
+    feat_r: torch.Tensor
+    group_ids: torch.Tensor
+    num_groups: int
+    anchors: torch.Tensor | None = None
+    anchor_group_ids: torch.Tensor | None = None
+
+    def __call__(self, ws: torch.Tensor) -> tuple[torch.Tensor, LossTerms, torch.Tensor, torch.Tensor]:
+        """(decoded images, per-group terms, identity embeddings, attribute features) of ``ws``."""
+        with self.engine.autocast():
+            x = self.generator.synthesis(ws)
+            emb_p = self.identity.embed(x)
+            feat_p = self.attribute.features(x)
+        # Losses in float32 whatever the forward precision (outside autocast, which would run
+        # the pairwise distances in bf16).
+        emb_p, feat_p = emb_p.float(), feat_p.float()
+        terms = total_loss(
+            emb_p,
+            self.emb_r,
+            feat_p,
+            self.feat_r,
+            self.group_ids,
+            self.num_groups,
+            self.cfg,
+            self.anchors,
+            self.anchor_group_ids,
+        )
+        return x.float(), terms, emb_p, feat_p
+
+
+def check_margin(cfg: OptimiseConfig) -> None:
+    if not isinstance(cfg.margin, float | int):
+        raise ConfigError(
+            f"optimise.margin = {cfg.margin!r} must be resolved to a number before protecting "
+            "(fam.calibration.resolve_margin; fam protect does this)"
+        )
+
+
+def lr_milestones(cfg: OptimiseConfig, steps: int) -> list[int]:
+    """The steps after which the learning rate is multiplied by ``lr_gamma``."""
+    return sorted({max(1, round(f * steps)) for f in cfg.lr_milestones})
+
+
 def protect_views(
     batch: ViewBatch,
     w_key: torch.Tensor,
@@ -75,41 +132,29 @@ def protect_views(
 
     ``on_step(n)`` is called after the n-th Adam step (1..steps), e.g. to move a progress bar.
     """
-    if not isinstance(cfg.margin, float | int):
-        raise ConfigError(
-            f"optimise.margin = {cfg.margin!r} must be resolved to a number before protecting "
-            "(fam.calibration.resolve_margin; fam protect does this)"
-        )
+    check_margin(cfg)
     device = batch.w_real.device
     engine = engine or Engine(device)
     images = batch.images.to(device)
     w0 = mix(batch.w_real, w_key.to(device), groups, mixing.mode).detach()
     opt_idx = torch.tensor(groups.indices(mixing.optimise_layers), device=device, dtype=torch.long)
 
-    def forward(ws: torch.Tensor) -> tuple[torch.Tensor, LossTerms, torch.Tensor, torch.Tensor]:
-        with engine.autocast():
-            x = generator.synthesis(ws)
-            emb_p = identity.embed(x)
-            feat_p = attribute.features(x)
-        # Losses in float32 whatever the forward precision (outside autocast, which would run
-        # the pairwise distances in bf16).
-        emb_p, feat_p = emb_p.float(), feat_p.float()
-        terms = total_loss(
-            emb_p,
-            emb_r,
-            feat_p,
-            feat_r,
-            batch.group_ids,
-            batch.num_groups,
-            cfg,
-            batch.anchors,
-            batch.anchor_group_ids,
-        )
-        return x.float(), terms, emb_p, feat_p
-
     with torch.no_grad(), engine.autocast():
         emb_r = identity.embed(images).float()
         feat_r = attribute.features(images).float()
+    forward = ProtectionObjective(
+        generator,
+        identity,
+        attribute,
+        cfg,
+        engine,
+        emb_r,
+        feat_r,
+        batch.group_ids,
+        batch.num_groups,
+        batch.anchors,
+        batch.anchor_group_ids,
+    )
     with torch.no_grad():
         _, initial_terms, _, _ = forward(w0)
 
@@ -118,8 +163,9 @@ def protect_views(
     rows = [_curve_row(initial_terms)]
     if cfg.steps > 0:
         opt = torch.optim.Adam([param], lr=cfg.lr, betas=cfg.betas)
-        milestones = sorted({max(1, round(f * cfg.steps)) for f in cfg.lr_milestones})
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=cfg.lr_gamma)
+        sched = torch.optim.lr_scheduler.MultiStepLR(
+            opt, milestones=lr_milestones(cfg, cfg.steps), gamma=cfg.lr_gamma
+        )
         with torch.enable_grad():
             for step in range(cfg.steps):
                 _, terms, _, _ = forward(w0.index_copy(1, opt_idx, param))

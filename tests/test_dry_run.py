@@ -151,11 +151,11 @@ def test_evaluate_dry_run(work: Path, key_file: Path, monkeypatch: pytest.Monkey
     # Alice, Bob and Carol hash above mapper.train_fraction 0.05: all held out, so the latent attack
     # runs (and needs the release's key) while the mapper has no one to train on
     res = _fails_alike(args, work)
-    assert "latent-replacement attack needs the key" in res.output
+    assert "latent_replacement and stolen_key attacks need the key" in res.output
     _, plan = _dry([*args, "--key-file", str(key_file)], work)
     assert plan["release"] == {"path": str(work / "rel"), "images": 6, "people": 3}
     assert plan["thresholds"].startswith("computed from 4 images of 2 people not in the release")
-    assert plan["recognizers"] == ["tiny"] and plan["attacks"] == ["latent_replacement"]
+    assert plan["recognizers"] == ["tiny"] and plan["attacks"] == ["latent_replacement", "stolen_key"]
     assert plan["models"]["generator"] == "tiny-generator-r32-seed0" and plan["key"]["kind"] == "secret"
     assert plan["output"] == str(work / "eval") and not (work / "eval").exists()
     res = _fails_alike([*args[:4], str(work / "photos"), *args[5:]], work)

@@ -8,6 +8,9 @@
    people with L1 plus an identity loss (1 - cosine of the method's own identity model: the
    attacker knows the method), then applied to held-out people. Small enough to train on a CPU
    in minutes at 64 px; the report says whether its loss had settled.
+3. Stolen key (:mod:`fam.evaluate.stolen_key`): with the key, the models and the release's
+   settings, optimise original latents whose *whole protection* (eq. 1 and Algorithm 1, unrolled)
+   reproduces the protected images of a person.
 
 Each is registered in :data:`ATTACKS` under its ``evaluate.attacks`` name as a function of the
 evaluation context; :func:`run_attacks` runs the configured ones once per evaluation.
@@ -162,6 +165,7 @@ AttackFn = Callable[["EvaluationContext", list[int], list[int]], "Reconstruction
 ATTACKS: Registry[AttackFn] = Registry(
     "attack", hint="set evaluate.attacks to registered names (fam.evaluate.attacks.ATTACKS)"
 )
+KEY_ATTACKS = frozenset({"latent_replacement", "stolen_key"})  # these need the release's key
 
 
 def split_people(persons: Sequence[str], train_fraction: float) -> tuple[list[int], list[int]]:
@@ -247,6 +251,65 @@ def settled(losses: Sequence[float], window: int = 20, tolerance: float = 0.02) 
     return "settled" if change < tolerance else f"still falling {change:.1%} per {window} steps: raise steps"
 
 
+def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) -> Reconstruction | str:
+    from fam.artifacts import ResolvedSettings
+    from fam.calibration import resolve_margin
+    from fam.evaluate.context import build_models
+    from fam.evaluate.stolen_key import MethodModels, stolen_key_attack
+    from fam.faces.imageio import load_face
+    from fam.keys import key_latent
+    from fam.layers import resolve_groups
+    from fam.models.factory import BuildContext, build, resolve_device
+
+    assert ctx.key is not None, "plan_evaluation refuses the stolen-key attack without a key"
+    cfg, rel = ctx.cfg.stolen_key, ctx.release
+    generator, inverter = build_models(ctx.params, ctx.models)
+    settings_file = rel.root / ResolvedSettings.FILENAME
+    if settings_file.is_file():  # the attacker knows the method as the release ran it
+        method, told = ResolvedSettings.read(settings_file).to_params(), "the release's settings.json"
+    else:
+        method, told = resolve_margin(ctx.params, generator.resolution), "the evaluation's settings"
+    build_ctx = BuildContext(resolve_device(ctx.params.runtime.device))  # where we evaluate
+    m = MethodModels(
+        generator,
+        build("identity", method.models.identity, build_ctx),
+        build("attribute", method.models.attribute, build_ctx),
+        resolve_groups(method.layers, generator.num_ws),
+        method.mixing,
+        method.optimise,
+    )
+    # whole persons first: the protection optimised each person's views together
+    idx = sorted(held, key=lambda i: (rel.items[i].person, i))[: cfg.max_images]
+    people = sorted({rel.items[i].person for i in idx})
+    unroll = cfg.unroll_steps or method.optimise.steps
+    ctx.say(
+        f"[evaluate] stolen-key attack on {len(idx)} held-out images of {len(people)} people "
+        f"({cfg.iterations} iterations, {unroll} protection steps unrolled)"
+    )
+    result = stolen_key_attack(
+        torch.stack([load_face(rel.items[i].protected, generator.resolution) for i in idx]),
+        [people.index(rel.items[i].person) for i in idx],
+        key_latent(ctx.key, generator, method.key.truncation_psi),
+        m,
+        inverter,
+        iterations=cfg.iterations,
+        unroll_steps=unroll,
+        lr=cfg.lr,
+        identity_weight=cfg.identity_weight,
+    )
+    exact = (
+        "exact"
+        if unroll == method.optimise.steps
+        else f"a surrogate: lr x {method.optimise.steps / unroll:g}"
+    )
+    note = (
+        f"stolen key: {len(idx)} images, {cfg.iterations} iterations, {unroll} of "
+        f"{method.optimise.steps} protection steps unrolled ({exact}), method from {told}; "
+        f"objective {result.losses[0]:.3f} -> {result.losses[-1]:.3f} ({settled(result.losses, window=5)})"
+    )
+    return Reconstruction("stolen_key", "stolen key", idx, result.reconstructions, (note,))
+
+
 def _identity_model(ctx: EvaluationContext) -> Callable[[torch.Tensor], torch.Tensor]:
     """The method's identity model (``models.identity``), frozen, as images -> embeddings."""
     from fam.models.factory import BuildContext, build, resolve_device
@@ -259,6 +322,7 @@ def _identity_model(ctx: EvaluationContext) -> Callable[[torch.Tensor], torch.Te
 
 ATTACKS.register("latent_replacement", run_latent_replacement)
 ATTACKS.register("mapper", run_mapper)
+ATTACKS.register("stolen_key", run_stolen_key)
 
 
 def run_attacks(ctx: EvaluationContext) -> tuple[dict[str, Reconstruction], list[str]]:

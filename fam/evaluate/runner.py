@@ -24,7 +24,7 @@ from fam.errors import InputError, KeyMaterialError
 from fam.evaluate import metrics as metric_registry
 from fam.evaluate import plots, report
 from fam.evaluate import thresholds as thr
-from fam.evaluate.attacks import split_people
+from fam.evaluate.attacks import KEY_ATTACKS, split_people
 from fam.evaluate.context import EvaluationContext, build_models
 from fam.evaluate.images import (
     FaceImage,
@@ -148,15 +148,17 @@ def plan_evaluation(
     key = _resolve_key(rel1, key)
     train, held = split_people(rel1.persons, cfg.mapper.train_fraction)
     attacks = tuple(a for a in cfg.attacks if held and (a != "mapper" or train))
-    if "latent_replacement" in attacks and key is None:
+    with_key = [a for a in attacks if a in KEY_ATTACKS]
+    if with_key and key is None:
         raise KeyMaterialError(
-            f"the latent-replacement attack needs the key of {rel1.root} (a secret key): pass --key-file, "
-            "or drop latent_replacement from evaluate.attacks"
+            f"the {' and '.join(with_key)} attack{'s need' if len(with_key) > 1 else ' needs'} the key "
+            f"of {rel1.root} (a secret key): pass --key-file, or drop {', '.join(with_key)} from "
+            "evaluate.attacks"
         )
-    key_face = cfg.grid_rows > 0 and key is not None and "latent_replacement" in cfg.attacks
-    if models is None and ("latent_replacement" in attacks or key_face):
+    key_face = cfg.grid_rows > 0 and key is not None and any(a in KEY_ATTACKS for a in cfg.attacks)
+    if models is None and (with_key or key_face):
         models = build_models(params, None)
-    if "latent_replacement" in attacks and models is not None:
+    if with_key and models is not None:
         generator_id = models[0].generator_id
         if rel1.generator_id and rel1.generator_id != generator_id:
             raise InputError(
@@ -381,7 +383,7 @@ def _grid(ctx: EvaluationContext) -> None:
     cols: dict[str, torch.Tensor] = {
         "original": torch.stack([load_face(rel1.items[i].original, s) for i in rows]),
     }
-    if ctx.key is not None and ("latent_replacement" in cfg.attacks or ctx.models is not None):
+    if ctx.key is not None and (any(a in KEY_ATTACKS for a in cfg.attacks) or ctx.models is not None):
         from fam.keys import key_latent
 
         generator, _ = build_models(ctx.params, ctx.models)

@@ -104,6 +104,9 @@ TINY_EVALUATE_SETTINGS: dict[str, Any] = {
     "evaluate.recognizers": ["tiny"],
     "evaluate.min_impostor_pairs": 3000,
     "evaluate.fid": False,
+    # its releases are drawn patterns, not protect outputs: nothing for the stolen-key attack to
+    # re-protect (tests/test_stolen_key.py runs it on a real tiny release)
+    "evaluate.attacks": ["latent_replacement", "mapper"],
     "evaluate.attack_max_images": 8,
     "evaluate.mapper.steps": 5,
     "evaluate.mapper.size": 16,
