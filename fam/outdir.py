@@ -42,7 +42,9 @@ def entries(out_dir: Path) -> list[Path]:
 def make_dir(path: Path) -> Path:
     """``mkdir -p`` whose failure is a :class:`UserError` naming the folder, not a traceback."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        # resolved first: a link to a folder that does not exist yet (the image's runs/ ->
+        # /data/runs on a fresh volume) is created through, where a plain mkdir -p refuses it
+        path.resolve().mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(
             f"cannot create the output folder {path}: {exc.strerror or exc}; choose a folder you can write to"

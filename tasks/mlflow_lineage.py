@@ -47,6 +47,7 @@ from fam.artifacts import (
 from fam.config import Params
 from fam.errors import UserError
 from fam.io_utils import sha256_file
+from fam.outdir import make_dir
 from fam.provenance import code_version
 from tasks import mlflow_conventions as conv
 
@@ -98,8 +99,10 @@ class Store:
         from mlflow import MlflowClient
 
         if self.tracking_uri.startswith("sqlite:///"):
-            db = Path(self.tracking_uri.removeprefix("sqlite:///"))
-            db.parent.mkdir(parents=True, exist_ok=True)
+            # resolved: runs/ may be a link to a volume folder not made yet (the Docker image)
+            make_dir(Path(self.tracking_uri.removeprefix("sqlite:///")).parent)
+            if "://" not in self.artifact_root:
+                make_dir(Path(self.artifact_root))
         return MlflowClient(tracking_uri=self.tracking_uri)
 
     def experiment_id(self, client: Any, name: str | None = None) -> str:

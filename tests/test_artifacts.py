@@ -280,6 +280,18 @@ def test_code_version_is_one_record() -> None:
         assert len(v.commit) == 40 and v.version.endswith(f"+g{v.commit[:12]}{'.dirty' if v.dirty else ''}")
 
 
+def test_an_image_without_git_reports_the_commit_it_was_built_from(monkeypatch) -> None:
+    from fam import provenance
+
+    commit = "ab" * 20
+    monkeypatch.setenv(provenance.BUILT_FROM_COMMIT, commit.upper())
+    monkeypatch.setenv(provenance.BUILT_FROM_DIRTY, "1")
+    v = provenance._built_from()
+    assert (v.commit, v.dirty, v.version) == (commit, True, f"{__version__}+g{commit[:12]}.dirty")
+    monkeypatch.setenv(provenance.BUILT_FROM_COMMIT, "not-a-commit")
+    assert provenance._built_from() == provenance.CodeVersion("unknown", False, __version__)
+
+
 def test_loss_curves_average_by_persons_and_refuse_bad_files(tmp_path):
     a = LossCurve(((4.0, 1.0, 2.0, 1.0), (2.0, 0.5, 1.0, 0.5)), persons=1)
     b = LossCurve(((1.0, 1.0, 0.0, 0.0), (0.5, 0.5, 0.0, 0.0)), persons=3)

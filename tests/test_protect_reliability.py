@@ -175,3 +175,13 @@ def test_orchestrators_hear_of_each_finished_person_by_pseudonym(face_folder, pa
     pseudonyms = {it.pseudonym for it in ProtectManifest.read(s.manifest_path).items}
     assert [(n, t) for _, n, t in heard] == [(1, 3), (2, 3), (3, 3)]
     assert {p for p, _, _ in heard} == pseudonyms
+
+
+@pytest.mark.unit
+def test_an_output_under_a_link_to_a_folder_not_made_yet_is_created_through_it(tmp_path):
+    """The Docker image links /app/runs -> /data/runs; a fresh volume has no runs/ yet."""
+    from fam.outdir import make_dir
+
+    (tmp_path / "runs").symlink_to(tmp_path / "volume" / "runs")
+    made = make_dir(tmp_path / "runs" / "protect" / "k1")
+    assert made.is_dir() and (tmp_path / "volume" / "runs" / "protect" / "k1").is_dir()
