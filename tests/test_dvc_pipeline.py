@@ -2,7 +2,7 @@
 
 * dvc.yaml: every stage calls the project CLI, declares params that exist in ``Params``, and
   writes only under ``runs/``;
-* the Dockerfile passes hadolint (offline linter; no Docker engine here to build it);
+* the Dockerfile passes hadolint (offline linter; `scripts/docker_smoke.sh` builds and runs it, as root);
 * ``dvc repro`` end to end on a tiny copy of the project: 3 LFW people (+ 30 for thresholds),
   tiny registered models for protect and a tiny recognizer for evaluate.
 """
