@@ -40,7 +40,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import conv_peak_flops, count_flops, machine_line
+from fam.calibration import resolve_margin
 from fam.config import ModelSpec, RuntimeConfig, parse_params
+from fam.errors import ConfigError
 from fam.keys import key_latent, research_key
 from fam.layers import resolve_groups
 from fam.losses import anonymity_loss
@@ -55,22 +57,23 @@ CHANNELS = {
 }
 
 
-def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, float]:
+def loop_structure(batch, w_key, gen, ident, attr, groups, mixing, cfg) -> tuple[float, float]:
     """The public code's per-step structure (anonymize.py with IDLoss, AttrLoss, ConsistencyLoss).
 
     Per step and image: one generator call on a latent assembled layer by layer; the anonymity
     loss embeds the original and the protected image (2 identity passes); the attribute loss
     encodes both and accumulates L1 token by token (2 attribute passes); the consistency loss
     embeds every protected image once more and loops over the pairs. One Adam optimiser per
-    latent code, as there. Loss normalisation follows fam (means), so both runs minimise the
-    same objective and their losses can be compared.
+    latent code, as there. Loss normalisation, the key's layers (eq. 1) and the optimised layers
+    follow fam's settings, so both runs minimise the same objective and their losses compare.
     """
     n = batch.images.shape[0]
-    opt_layers = sorted(groups.identity)
+    key_layers = set(groups.identity)
+    opt_layers = sorted(groups.indices(mixing.optimise_layers))
     fixed, params = [], []
     for i in range(n):  # mixed latent built token by token
         tokens = [
-            (w_key[0] if layer in opt_layers else batch.w_real[i])[layer : layer + 1].clone()
+            (w_key[0] if layer in key_layers else batch.w_real[i])[layer : layer + 1].clone()
             for layer in range(gen.num_ws)
         ]
         lat = torch.cat(tokens).unsqueeze(0)
@@ -91,7 +94,7 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
             ]
             anon_images.append(gen.synthesis(torch.stack(tokens, dim=1)))
         loss_anon = sum(  # IDLoss: embeds the original and the protected image every call
-            anonymity_loss(ident.embed(a), ident.embed(o).detach(), cfg.margin).sum()
+            anonymity_loss(ident.embed(a), ident.embed(o).detach(), cfg.margin, cfg.anonymity_form).sum()
             for a, o in zip(anon_images, originals, strict=True)
         )
         loss_attr = 0.0
@@ -100,7 +103,7 @@ def loop_structure(batch, w_key, gen, ident, attr, groups, cfg) -> tuple[float, 
             per_token = 0.0
             for ta, to in zip(fa.split(TOKEN_DIM, dim=1), fo.split(TOKEN_DIM, dim=1), strict=True):
                 per_token = per_token + (ta - to).abs().sum()
-            loss_attr = loss_attr + per_token / fa.shape[1]
+            loss_attr = loss_attr + per_token  # eq. 4: the L1 norm, a sum (fam.losses)
         embs = [ident.embed(a) for a in anon_images]  # ConsistencyLoss: embeds each image again
         loss_idp, count = 0.0, 0
         for i in range(n):  # Python loop over pairs
@@ -124,7 +127,14 @@ def run(
     resolution: int, engine: Engine, identity: str, attribute: str, steps: int, views: int
 ) -> dict[str, float]:
     device = engine.device
-    params = parse_params({"optimise": {"steps": steps}})
+    # the margin the protection would use with this identity model at this resolution (calibrated);
+    # where no calibration exists the speed is measured at m = 0 (the margin does not change the work)
+    params = parse_params({"optimise": {"steps": steps}, "models": {"identity": identity}})
+    try:
+        params = resolve_margin(params, resolution)
+    except ConfigError:
+        print(f"# res={resolution}: no impostor calibration of {identity}; optimise.margin = 0 for timing")
+        params = params.replace({"optimise.margin": 0.0})
     gen_spec = ModelSpec(
         "stylegan2",
         {"resolution": resolution, "weights": "random", "seed": 0, "channels": CHANNELS.get(resolution)}
@@ -162,7 +172,7 @@ def run(
     t_fast, res = timed(lambda: batched(engine))
     with engine.autocast():
         t_loop, (first, last) = timed(
-            lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.optimise)
+            lambda: loop_structure(batch, w_key, gen, ident, attr, groups, params.mixing, params.optimise)
         )
     # FLOPs of the fast run: the steps-free part plus `steps` times one step.
     f0 = count_flops(lambda: batched(engine, replace(params.optimise, steps=0)))
