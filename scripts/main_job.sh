@@ -12,8 +12,14 @@ export PATH="$venv/bin:$PATH" MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALY
 out="${OUT:-runs/main}"
 key_file="${KEY_FILE:-runs/keys/main.fam-key}"
 fam() { python -m fam "$@"; }
-step() { printf '\n== %s\n' "$*"; }
 t0=$SECONDS
+t_step=""
+# Each step's heading also closes the one before with its wall time, so a slow step shows itself.
+step() {
+  if [[ -n $t_step ]]; then printf '   (%d s)\n' $((SECONDS - t_step)); fi
+  t_step=$SECONDS
+  printf '\n== %s\n' "$*"
+}
 
 bash scripts/fetch_faceres.sh   # the black-box evaluator (evaluate.recognizers); once, then cached
 
@@ -78,6 +84,7 @@ width = max(map(len, rows), default=0)
 for k, v in rows.items():
     print(f"  {k:<{width}}  {v:8.4f}")
 PY
+printf '   (%d s)\n' $((SECONDS - t_step))
 cat <<MSG
 
 == done in $((SECONDS - t0)) s

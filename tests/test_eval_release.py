@@ -162,6 +162,7 @@ def test_mapper_identity_loss_and_the_convergence_verdict() -> None:
     assert settled([1.0] * 40) == "settled"
     assert settled([1.0] * 20 + [0.5] * 20).startswith("still falling 50.0%")
     assert settled([1.0] * 10).startswith("too few steps")
+    assert settled([0.5] * 20 + [1.0] * 20).startswith("rising 100.0%")
 
 
 def test_baselines_keep_shape_and_range() -> None:

@@ -166,4 +166,5 @@ def test_the_evaluation_scores_the_stolen_key_attack(tiny_params, tmp_path: Path
     assert 0.0 <= result.metrics["psr_noninvert_stolen_key_tiny_fmr1e-3"] <= 1.0
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "stolen key: 6 images, 2 iterations, 4 of 4 protection steps unrolled (exact)" in report
+    assert ", best " in report
     assert "method from the release's settings.json" in report

@@ -248,6 +248,8 @@ def settled(losses: Sequence[float], window: int = 20, tolerance: float = 0.02) 
         return f"too few steps to judge convergence (< {2 * window})"
     last, before = float(np.mean(losses[-window:])), float(np.mean(losses[-2 * window : -window]))
     change = (before - last) / max(abs(before), 1e-12)
+    if change <= -tolerance:  # an optimiser that diverges has not settled either
+        return f"rising {-change:.1%} per {window} steps: lower the learning rate"
     return "settled" if change < tolerance else f"still falling {change:.1%} per {window} steps: raise steps"
 
 
@@ -283,7 +285,8 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
     people = sorted({rel.items[i].person for i in idx})
     unroll = cfg.unroll_steps or method.optimise.steps
     ctx.say(
-        f"[evaluate] stolen-key attack on {len(idx)} held-out images of {len(people)} people "
+        f"[evaluate] stolen-key attack on {len(idx)} held-out images of {len(people)} "
+        f"{'person' if len(people) == 1 else 'people'} "
         f"({cfg.iterations} iterations, {unroll} protection steps unrolled)"
     )
     result = stolen_key_attack(
@@ -297,6 +300,7 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
         lr=cfg.lr,
         identity_weight=cfg.identity_weight,
     )
+    best = min(range(len(result.losses)), key=result.losses.__getitem__)
     exact = (
         "exact"
         if unroll == method.optimise.steps
@@ -305,8 +309,11 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
     note = (
         f"stolen key: {len(idx)} images, {cfg.iterations} iterations, {unroll} of "
         f"{method.optimise.steps} protection steps unrolled ({exact}), method from {told}; "
-        f"objective {result.losses[0]:.3f} -> {result.losses[-1]:.3f} ({settled(result.losses, window=5)})"
+        f"objective {result.losses[0]:.3f} -> {result.losses[-1]:.3f}, best {min(result.losses):.3f} at "
+        f"iteration {best} ({settled(result.losses, window=5)})"
     )
+    if best == 0:
+        note += "; no iterate beat the inversion it started from, which is what was scored"
     return Reconstruction("stolen_key", "stolen key", idx, result.reconstructions, (note,))
 
 
