@@ -82,8 +82,8 @@ def evaluate(
 ) -> None:
     """Thresholds, PSR, EER/AUC, D_sys, attacks, FID, baselines -> OUT/report.md + metrics.json.
 
-    The key of --release is needed only for the latent-replacement attack; a research key is read
-    from the release's manifest.
+    The key of --release is needed only for the latent-replacement and stolen-key attacks; a
+    research key is read from the release's manifest.
     """
     from fam.evaluate.runner import plan_evaluation, run_evaluation
     from fam.keys import load_key
