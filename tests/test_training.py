@@ -119,6 +119,33 @@ def test_prior_steps_are_finite_and_ema_and_w_avg_move() -> None:
     assert t.nimg == 12 and t.samples(4).shape == (4, 3, 32, 32)
 
 
+def test_training_draws_fresh_noise_while_synthesis_keeps_the_fixed_buffers() -> None:
+    """A G trained on its one fixed noise image paints the same inner face onto every latent (the
+    first 170 kimg of the embedded prior did); training must use per-sample noise, users the buffers."""
+    t = PriorTrainer(tiny_prior_cfg(pl_weight=1.0, pl_interval=1), random_faces(), torch.device("cpu"))
+    seen: list[list[torch.Tensor] | None] = []
+    synthesis = t.G.synthesis
+
+    def spy(ws: torch.Tensor, noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        seen.append(noise)
+        return synthesis(ws, noise)
+
+    t.G.synthesis = spy  # type: ignore[method-assign]
+    t.train_step()
+    assert len(seen) == 3  # G step, path length, D step
+    for noise in seen:
+        assert noise is not None and [tuple(n.shape) for n in noise] == t.G.noise_shapes(noise[0].shape[0])
+        assert not torch.equal(noise[-1][0], noise[-1][1])  # per sample
+    assert not torch.equal(seen[0][-1], seen[2][-1])  # per call
+    ws = t.G.mapping(torch.randn(2, t.G.w_dim)).unsqueeze(1).expand(-1, t.G.num_ws, -1)
+    with torch.no_grad():
+        assert torch.equal(synthesis(ws), synthesis(ws))  # users get the fixed buffers
+        other = [torch.randn(s) for s in t.G.noise_shapes(2)]
+        assert not torch.equal(synthesis(ws, other), synthesis(ws))
+    with pytest.raises(ValueError, match="noise images do not match"):
+        synthesis(ws, [*other[:-1], torch.randn(2, 1, 3, 3)])
+
+
 @pytest.mark.parametrize(("precision", "modconv"), [("fp32", "fused"), ("fp32", "split"), ("bf16", "split")])
 def test_prior_resume_from_full_state_repeats_the_next_step_exactly(
     tmp_path: Path, precision: str, modconv: str

@@ -236,7 +236,8 @@ def set_modconv_path(module: nn.Module, path: str) -> nn.Module:
 
 
 class NoiseStrength(nn.Module):
-    """Learned per-layer scale of the fixed noise image (official name ``noise.weight``)."""
+    """Learned per-layer scale of the noise image (official name ``noise.weight``): the fixed
+    buffer at inference, fresh per-sample noise in training."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -423,6 +424,10 @@ class StyleGAN2Generator(nn.Module):
     def noise_buffers(self) -> list[torch.Tensor]:
         return [getattr(self.noises, f"noise_{i}") for i in range(2 * len(self.to_rgbs) + 1)]
 
+    def noise_shapes(self, batch: int) -> list[tuple[int, ...]]:
+        """Shapes of per-sample noise for :meth:`synthesis`: ``(batch, 1, r, r)`` per layer."""
+        return [(batch, *b.shape[1:]) for b in self.noise_buffers()]
+
     def set_noise(self, noises: list[torch.Tensor]) -> None:
         current = self.noise_buffers()
         if [n.shape for n in noises] != [c.shape for c in current]:
@@ -444,11 +449,20 @@ class StyleGAN2Generator(nn.Module):
             raise ValueError(f"mapping expects z [B, {self.z_dim}], got {list(z.shape)}")
         return self.style(z)
 
-    def synthesis(self, ws: torch.Tensor) -> torch.Tensor:
-        """``ws [B, num_ws, w_dim]`` -> ``[B, 3, R, R]``, roughly in ``[-1, 1]``; deterministic."""
+    def synthesis(self, ws: torch.Tensor, noise: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """``ws [B, num_ws, w_dim]`` -> ``[B, 3, R, R]``, roughly in ``[-1, 1]``.
+
+        Deterministic with the fixed noise buffers (the default, what every user of a generator
+        gets); ``noise`` (per layer ``[B or 1, 1, r, r]``, :meth:`noise_shapes`) replaces them, as
+        training must: a generator trained on one fixed noise image learns to draw its content
+        from that image, the same for every latent.
+        """
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"synthesis expects ws [B, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        noise = self.noise_buffers()
+        if noise is None:
+            noise = self.noise_buffers()
+        elif [tuple(n.shape[1:]) for n in noise] != [tuple(b.shape[1:]) for b in self.noise_buffers()]:
+            raise ValueError("noise images do not match this generator's layers")
         x = self.input.input.expand(ws.shape[0], -1, -1, -1)
         x = self.conv1(x, ws[:, 0], noise[0])
         skip = self.to_rgb1(x, ws[:, 1])

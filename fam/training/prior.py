@@ -150,6 +150,13 @@ class PriorTrainer:
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.augment, self.rng)
 
+    def synthesise(self, ws: torch.Tensor) -> torch.Tensor:
+        """``G.synthesis`` with fresh per-sample noise from the trainer's RNG (StyleGAN2 trains so):
+        with the generator's fixed noise buffers, G learns to paint the same inner face from the
+        same noise image onto every latent (what the first 170 kimg of the embedded prior did)."""
+        noise = [torch.randn(s, generator=self.rng).to(self.device) for s in self.G.noise_shapes(ws.shape[0])]
+        return self.G.synthesis(ws, noise)
+
     def vision_g_weight(self) -> float:
         """G-loss weight of the vision D now: 0 before ``vision_start_kimg``, then a linear ramp."""
         cfg = self.cfg
@@ -178,7 +185,7 @@ class PriorTrainer:
         if vision is not None:
             vision.head.requires_grad_(False)
         with self._autocast():
-            fake = self.augment(self.G.synthesis(self.sample_ws(b, track_w_avg=True)))
+            fake = self.augment(self.synthesise(self.sample_ws(b, track_w_avg=True)))
             loss_g = F.softplus(-self.D(fake)).float().mean()
             total = loss_g
             if vision is not None:
@@ -199,7 +206,7 @@ class PriorTrainer:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         with torch.no_grad(), self._autocast():
-            fake = self.G.synthesis(self.sample_ws(b))
+            fake = self.synthesise(self.sample_ws(b))
         with self._autocast():
             fake_aug = self.augment(fake.detach())
             real_aug = self.augment(real)  # after the fakes': the RNG order of the pixel path is kept
@@ -256,7 +263,7 @@ class PriorTrainer:
 
     def _path_length_step(self, n: int) -> float:
         ws = self.sample_ws(n)
-        img = self.G.synthesis(ws)
+        img = self.synthesise(ws)
         r = img.shape[-1]
         noise = torch.randn(img.shape, generator=self.rng).to(self.device) / math.sqrt(r * r)
         (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
