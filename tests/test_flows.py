@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fam.artifacts import Metrics, ProtectManifest
+from fam.artifacts import LossCurve, Metrics, ProtectManifest
 from fam.io_utils import sha256_file
 from fam.keys import new_key_file
 from tasks.keyref import FlowKeyRef
@@ -115,7 +115,12 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     assert len(tags["fam.aligned_manifest_sha256"]) == 64
     assert any(k.startswith("fam.weight.") for k in tags)  # registry files present here are hashed
     metrics = {metric_name(k): v for k, v in Metrics.read(s["tmp"] / "eval").values.items()}
+    # the evaluation's metrics, plus the protection's loss curve as step metrics (last step shown)
+    curve = LossCurve.read(s["tmp"] / "out")
+    metrics |= {f"protect/loss/{t}": curve.column(t)[-1] for t in LossCurve.TERMS}
     assert run.data.metrics == pytest.approx(metrics)
+    history = client.get_metric_history(run.info.run_id, "protect/loss/total")
+    assert sorted(m.step for m in history) == list(range(curve.steps + 1))
     assert "anonymity/psr_anonymity_tiny_fmr1e-3" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
     # the reports, and the Data Docs of the metrics suite only (the others quote input paths)
@@ -127,6 +132,7 @@ def test_protect_flow_records_lineage_without_key_material(setup, monkeypatch):
     assert {a.path for a in client.list_artifacts(run.info.run_id, "protect")} == {
         "protect/release.json",
         "protect/settings.json",
+        "protect/loss_curve.csv",  # means over persons: no names
     }
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["data (data.dvc)", "aligned"] or [
         d.dataset.name for d in run.inputs.dataset_inputs
