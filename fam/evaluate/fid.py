@@ -30,7 +30,10 @@ class InceptionFeatures:
     def __init__(self, device: torch.device | str = "cpu") -> None:
         path = weights.resolve("fid-inception-v3")
         self.device = torch.device(device)
-        self.net = torch.jit.load(str(path), map_location="cpu").eval().to(self.device)
+        with warnings.catch_warnings():
+            # torch 2.14 deprecates TorchScript loading; the file is only ever shipped as TorchScript
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
+            self.net = torch.jit.load(str(path), map_location="cpu").eval().to(self.device)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
