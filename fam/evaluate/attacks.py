@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fam.config import Params
+from fam.config import ModelSpec, Params
 from fam.interfaces import Generator, Inverter
 from fam.registry import Registry
 
@@ -261,7 +261,6 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
     from fam.faces.imageio import load_face
     from fam.keys import key_latent
     from fam.layers import resolve_groups
-    from fam.models.factory import BuildContext, build, resolve_device
 
     assert ctx.key is not None, "plan_evaluation refuses the stolen-key attack without a key"
     cfg, rel = ctx.cfg.stolen_key, ctx.release
@@ -271,11 +270,10 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
         method, told = ResolvedSettings.read(settings_file).to_params(), "the release's settings.json"
     else:
         method, told = resolve_margin(ctx.params, generator.resolution), "the evaluation's settings"
-    build_ctx = BuildContext(resolve_device(ctx.params.runtime.device))  # where we evaluate
     m = MethodModels(
         generator,
-        build("identity", method.models.identity, build_ctx),
-        build("attribute", method.models.attribute, build_ctx),
+        _method_model(ctx, "identity", method.models.identity),
+        _method_model(ctx, "attribute", method.models.attribute),
         resolve_groups(method.layers, generator.num_ws),
         method.mixing,
         method.optimise,
@@ -309,7 +307,7 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
     note = (
         f"stolen key: {len(idx)} images, {cfg.iterations} iterations, {unroll} of "
         f"{method.optimise.steps} protection steps unrolled ({exact}), method from {told}; "
-        f"objective {result.losses[0]:.3f} -> {result.losses[-1]:.3f}, best {min(result.losses):.3f} at "
+        f"objective {result.losses[0]:.3f} -> {result.losses[-1]:.3f}, best {result.losses[best]:.3f} at "
         f"iteration {best} ({settled(result.losses, window=5)})"
     )
     if best == 0:
@@ -317,14 +315,16 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
     return Reconstruction("stolen_key", "stolen key", idx, result.reconstructions, (note,))
 
 
-def _identity_model(ctx: EvaluationContext) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The method's identity model (``models.identity``), frozen, as images -> embeddings."""
+def _method_model(ctx: EvaluationContext, role: str, spec: ModelSpec) -> Any:
+    """A model of the method (``spec`` for ``role``), frozen, on the evaluation's device."""
     from fam.models.factory import BuildContext, build, resolve_device
 
-    model = build(
-        "identity", ctx.params.models.identity, BuildContext(resolve_device(ctx.params.runtime.device))
-    )
-    return model.embed
+    return build(role, spec, BuildContext(resolve_device(ctx.params.runtime.device)))
+
+
+def _identity_model(ctx: EvaluationContext) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The method's identity model (``models.identity``), frozen, as images -> embeddings."""
+    return _method_model(ctx, "identity", ctx.params.models.identity).embed
 
 
 ATTACKS.register("latent_replacement", run_latent_replacement)
