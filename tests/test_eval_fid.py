@@ -18,6 +18,20 @@ def test_frechet_distance_of_known_gaussians() -> None:
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(20.0)
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(("na", "nb"), [(12, 20), (300, 250), (400, 9)])  # below, above and across D
+def test_fid_from_features_equals_the_moment_formula(na: int, nb: int) -> None:
+    rng = np.random.default_rng(na)
+    d = 48
+    a = rng.normal(size=(na, d)) @ rng.normal(size=(d, d)) * 0.2
+    b = rng.normal(size=(nb, d)) + 0.5
+    moments = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fid_from_features(a, b) == pytest.approx(moments, rel=1e-6)
+    assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-8)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        fid_from_features(a[:1], b)
+
+
 @pytest.mark.model
 @pytest.mark.slow  # the Inception network on a shared 2-core CPU: about a minute
 def test_fid_of_a_set_with_itself_is_zero_and_differs_from_another_set() -> None:

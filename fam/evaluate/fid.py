@@ -60,7 +60,7 @@ class InceptionFeatures:
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))``."""
+    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`` from the moments (the reference formula)."""
     diff = mu1 - mu2
     with warnings.catch_warnings():
         # N < 2048 always gives singular covariances: the small-N bias is stated in every report
@@ -75,8 +75,29 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return max(value, 0.0)
 
 
+def _covariance_factor(x: np.ndarray) -> np.ndarray:
+    """``R`` with ``R^T R = cov(x)`` (ddof 1), at most ``min(N, D)`` rows: the centred rows, or
+    their QR triangle when there are more rows than dimensions."""
+    centred = (x - x.mean(0)) / np.sqrt(len(x) - 1)
+    if len(x) <= x.shape[1]:
+        return centred
+    return np.linalg.qr(centred, mode="r")
+
+
 def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
-    """FID of two feature sets ``[Na, D]`` and ``[Nb, D]`` (each needs at least 2 rows)."""
+    """FID of two feature sets ``[Na, D]`` and ``[Nb, D]`` (each needs at least 2 rows).
+
+    With covariance factors ``S1 = A^T A`` and ``S2 = B^T B``, the nonzero eigenvalues of
+    ``S1 S2`` are the squared singular values of ``A B^T``, so ``tr sqrt(S1 S2)`` is the nuclear
+    norm of that ``[min(Na, D), min(Nb, D)]`` matrix. Exact, with no ``D x D`` square root: for
+    the evaluation's few images a few milliseconds instead of ~16 s of ``sqrtm`` per FID, and no
+    regularisation of the singular product.
+    """
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"FID needs at least 2 images per set (got {len(a)} and {len(b)})")
-    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    fa, fb = _covariance_factor(a), _covariance_factor(b)
+    diff = a.mean(0) - b.mean(0)
+    trace_sqrt = float(np.linalg.svd(fa @ fb.T, compute_uv=False).sum())
+    value = float(diff @ diff + np.sum(fa * fa) + np.sum(fb * fb) - 2 * trace_sqrt)
+    return max(value, 0.0)  # rounding can land identical sets a hair below zero
