@@ -11,6 +11,7 @@ release made without optimisation (the paper's naive FaceAnonyMixer). Outputs in
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,7 +255,9 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
     values: dict[str, tuple[float, Family]] = {}
     sections: list[str] = []
     for name, evaluation in metric_registry.ordered():
+        started = time.perf_counter()
         result = evaluation.run(ctx)
+        say(f"[evaluate] {name}: {len(result.values)} metrics in {time.perf_counter() - started:.0f} s")
         taken = values.keys() & result.values.keys()
         if taken:
             raise ValueError(f"evaluation {name!r} computes metrics another one computed: {sorted(taken)}")
