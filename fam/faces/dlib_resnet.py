@@ -52,6 +52,8 @@ class Affine(nn.Module):
 def add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """dlib ``add_prev``: the sum over the larger of the two shapes, the smaller operand
     zero-padded at the end of channels, rows and columns (e.g. 4x4 shortcut + 3x3 block)."""
+    if a.shape == b.shape:  # most blocks: F.pad would copy both operands for nothing
+        return a + b
     c, h, w = (max(sa, sb) for sa, sb in zip(a.shape[1:], b.shape[1:], strict=True))
 
     def pad(x: torch.Tensor) -> torch.Tensor:
@@ -104,7 +106,8 @@ class DlibResNet(nn.Module):
             raise ValueError(f"dlib ResNet expects chips [B, 3, 150, 150], got {tuple(chips.shape)}")
         x = (chips - self.mean) / 256.0
         x = F.relu(self.stem_affine(self.stem(x)))
-        x = F.max_pool2d(x, 3, 2)
+        # channels-last: CPU max-pooling runs ~10x faster in that layout than in NCHW (exact either way)
+        x = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 3, 2).contiguous()
         x = self.blocks(x)
         return self.fc(x.mean(dim=(2, 3)))
 
