@@ -165,6 +165,24 @@ def test_mapper_identity_loss_and_the_convergence_verdict() -> None:
     assert settled([0.5] * 20 + [1.0] * 20).startswith("rising 100.0%")
 
 
+def test_mapper_runs_at_the_engine_precision_deterministically() -> None:
+    from fam.runtime import Engine
+
+    g = torch.Generator().manual_seed(0)
+    orig = torch.rand(8, 3, 16, 16, generator=g) * 2 - 1
+    prot = orig.flip(-1)
+    kw = dict(
+        steps=6, lr=0.01, batch=4, channels=4, seed=0, identity=TinyRecognizer().embed, identity_weight=1.0
+    )
+    bf16 = Engine(torch.device("cpu"), "bf16")
+    net, first = train_mapper(prot, orig, engine=bf16, **kw)
+    _, again = train_mapper(prot, orig, engine=bf16, **kw)
+    _, fp32 = train_mapper(prot, orig, **kw)
+    assert first == again  # same seed and precision, same run
+    assert first != fp32 and first[0] == pytest.approx(fp32[0], rel=0.02)  # bf16 rounding, same objective
+    assert next(net.parameters()).dtype == torch.float32  # master weights stay float32
+
+
 def test_baselines_keep_shape_and_range() -> None:
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for y in (gaussian_blur(x, 0.05), pixelate(x, 8)):

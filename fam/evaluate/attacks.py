@@ -31,6 +31,7 @@ from torch import nn
 from fam.config import ModelSpec, Params
 from fam.interfaces import Generator, Inverter
 from fam.registry import Registry
+from fam.runtime import Engine, resolve_engine
 
 if TYPE_CHECKING:
     from fam.evaluate.context import EvaluationContext
@@ -105,11 +106,13 @@ def train_mapper(
     seed: int,
     identity: Callable[[torch.Tensor], torch.Tensor] | None = None,  # images -> embeddings
     identity_weight: float = 0.0,
+    engine: Engine | None = None,  # forward precision (bf16 autocast where it pays); default fp32
 ) -> tuple[MapperNet, list[float]]:
     """Fit the mapper with L1 (+ ``identity_weight`` x (1 - cos) of ``identity`` embeddings);
-    returns it (eval mode) and the loss of every step.
+    returns it (eval mode, float32 weights) and the loss of every step.
 
-    Deterministic for a seed: initialisation and batch order come from a private generator.
+    Deterministic for a seed and precision: initialisation and batch order come from a private
+    generator. The originals' embeddings are computed once, not per step.
     """
     if protected.shape != original.shape or len(protected) == 0:
         raise ValueError(
@@ -118,18 +121,23 @@ def train_mapper(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = MapperNet(channels)
+    engine = engine or Engine(protected.device)
     rng = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     losses: list[float] = []
+    embed = identity if identity_weight > 0 else None
+    if embed is not None:
+        with torch.no_grad(), engine.autocast():
+            targets = torch.cat([embed(original[i : i + 64]).float() for i in range(0, len(original), 64)])
     net.train()
     for _ in range(steps):
         idx = torch.randint(len(protected), (min(batch, len(protected)),), generator=rng)
-        out = net(protected[idx])
-        loss = F.l1_loss(out, original[idx])
-        if identity is not None and identity_weight > 0:
-            with torch.no_grad():
-                target = identity(original[idx])
-            cos = F.cosine_similarity(identity(out), target, dim=1)
+        with engine.autocast():
+            out = net(protected[idx])
+            embedded = embed(out) if embed is not None else None
+        loss = F.l1_loss(out.float(), original[idx])
+        if embedded is not None:
+            cos = F.cosine_similarity(embedded.float(), targets[idx], dim=1)
             loss = loss + identity_weight * (1 - cos).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,6 +237,7 @@ def run_mapper(ctx: EvaluationContext, train: list[int], held: list[int]) -> Rec
         seed=m.seed,
         identity=identity,
         identity_weight=m.identity_weight,
+        engine=resolve_engine(ctx.params.runtime),
     )
     held_prot = torch.stack([load_face(rel.items[i].protected, m.size) for i in held])
     loss_name = (

@@ -203,12 +203,17 @@ class EvaluationContext:
 
 
 def build_models(params: Params, models: tuple[Generator, Inverter] | None) -> tuple[Generator, Inverter]:
-    """``models`` if given, else the generator and inverter of ``params.models``."""
-    if models is not None:
-        return models
-    from fam.models.factory import BuildContext, build, resolve_device
+    """``models`` if given, else the generator and inverter of ``params.models``; either way the
+    generator runs ``runtime.modconv``'s path (``split`` on CPUs: the attacks call it hundreds of
+    times, and the unprepared default is the slower ``fused``)."""
+    from fam.runtime import resolve_engine
 
-    device = resolve_device(params.runtime.device)
-    generator = build("generator", params.models.generator, BuildContext(device))
-    inverter = build("inverter", params.models.inverter, BuildContext(device, generator=generator))
-    return generator, inverter
+    engine = resolve_engine(params.runtime)
+    if models is None:
+        from fam.models.factory import BuildContext, build
+
+        generator = build("generator", params.models.generator, BuildContext(engine.device))
+        inverter = build("inverter", params.models.inverter, BuildContext(engine.device, generator=generator))
+        models = generator, inverter
+    engine.prepare(models[0])
+    return models
