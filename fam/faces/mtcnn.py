@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.ops import batched_nms, roi_align
 
 from fam import weights
+from fam.faces.pooling import max_pool2d
 
 # The published cascade settings (MTCNN paper / reference code).
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.7)
@@ -51,7 +52,7 @@ class PNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, 3, H, W]`` normalised -> (box offsets ``[B, 4, h, w]``, face prob ``[B, h, w]``)."""
         x = self.prelu1(self.conv1(x))
-        x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+        x = max_pool2d(x, 2, 2, ceil_mode=True)
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))
         return self.conv4_2(x), torch.softmax(self.conv4_1(x), dim=1)[:, 1]
@@ -75,8 +76,8 @@ class RNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [N, 3, 24, 24]`` -> (box offsets ``[N, 4]``, face prob ``[N]``)."""
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
+        x = max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
         x = self.prelu3(self.conv3(x))
         x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).flatten(1)))  # TF flattening order
         return self.dense5_2(x), torch.softmax(self.dense5_1(x), dim=1)[:, 1]
@@ -106,9 +107,9 @@ class ONet(nn.Module):
 
         Landmarks are fractions of the crop: the first five are x, the last five y.
         """
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
+        x = max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
+        x = max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
         x = self.prelu4(self.conv4(x))
         x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).flatten(1)))
         return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), dim=1)[:, 1]
