@@ -324,3 +324,43 @@ def test_force_refuses_a_manifest_that_points_outside_the_output(tmp_path: Path)
     with pytest.raises(InputError, match="outside"):
         align_dataset(inp, out, AlignConfig(size=32), progress=False, force=True)
     assert victim.read_text() == "keep me"
+
+
+class _DotDetector:
+    """Stands in for MTCNN: every photo holds one face whose landmarks the test drew."""
+
+    def __init__(self, landmarks: np.ndarray) -> None:
+        self.landmarks = landmarks
+
+    def detect(self, photos: list[np.ndarray]) -> list[list[Face]]:
+        box = np.array([20.0, 20.0, 140.0, 150.0])
+        return [[Face(box, 0.99, self.landmarks)] for _ in photos]
+
+
+@pytest.mark.unit
+def test_per_photo_work_gives_the_same_files_and_rows_with_any_pool_size(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fam.faces.align import InputEntry, _process_chunk
+
+    lm = _landmarks(80, 85, 40, 7)
+    inp = tmp_path / "in" / "ann"
+    inp.mkdir(parents=True)
+    chunk = []
+    for k in range(6):
+        Image.fromarray(_dot_image(160 + 4 * k, 170, lm, 4)).save(inp / f"{k}.png")
+        chunk.append(InputEntry(f"ann/{k}.png", f"images/ann/{k}.png"))
+    (inp / "bad.png").write_bytes(b"not an image")
+    chunk.insert(2, InputEntry("ann/bad.png", "images/ann/bad.png"))
+    chunk.append(InputEntry("ann/.hidden", "", "not_an_image"))
+    results = {}
+    for workers in (1, 4):
+        out = tmp_path / f"out{workers}"
+        (out / "images" / "ann").mkdir(parents=True)
+        with ThreadPoolExecutor(workers) as pool:
+            rows = _process_chunk(chunk, tmp_path / "in", out, AlignConfig(size=32), _DotDetector(lm), pool)
+        results[workers] = (rows, _snapshot(out))
+    rows, files = results[1]
+    assert [r.input_path for r in rows] == [e.rel for e in chunk]  # rows in input order
+    assert [r.status for r in rows].count("aligned") == 6 and rows[2].reason == "not_an_image"
+    assert len(files) == 6 and results[4] == results[1]

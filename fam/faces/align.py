@@ -27,12 +27,14 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.ndimage
+import torch
 from PIL import Image
 
 from fam import outdir
@@ -252,21 +254,24 @@ class _Outcome:
     n_faces: int  # faces above min_det_score
 
 
-def _align_batch(images: Sequence[DecodedImage], cfg: AlignConfig, detector: FaceDetector) -> list[_Outcome]:
-    """Detection batched over ``images``; the warp is per photo (each has its own quad)."""
+def _align_batch(
+    images: Sequence[DecodedImage], cfg: AlignConfig, detector: FaceDetector, pool: Executor | None = None
+) -> list[_Outcome]:
+    """Detection batched over ``images``; the warp is per photo (each has its own quad), on
+    ``pool``'s threads when given."""
     detections = detector.detect([im.pixels for im in images])
-    out: list[_Outcome] = []
-    for im, faces in zip(images, detections, strict=True):
+
+    def outcome(im: DecodedImage, faces: Sequence[Face]) -> _Outcome:
         choice = choose_face(faces, im.width, im.height, cfg)
         n_faces = sum(f.score >= cfg.min_det_score for f in faces)
         if isinstance(choice, Reject):
             largest = max(faces, key=lambda f: f.area) if faces else None
             reject = dataclasses.replace(choice, format=im.format, width=im.width, height=im.height)
-            out.append(_Outcome(reject, largest, n_faces))
-        else:
-            aligned = AlignResult(warp_ffhq(im.pixels, choice.landmarks, cfg.size), choice, n_faces)
-            out.append(_Outcome(aligned, choice, n_faces))
-    return out
+            return _Outcome(reject, largest, n_faces)
+        aligned = AlignResult(warp_ffhq(im.pixels, choice.landmarks, cfg.size), choice, n_faces)
+        return _Outcome(aligned, choice, n_faces)
+
+    return list((pool.map if pool else map)(outcome, images, detections))
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,14 +386,17 @@ def _run_locked(plan: AlignPlan, progress: bool) -> AlignSummary:
         if new_file:
             writer.writeheader()
         bar = _progress(len(todo), progress)
-        for chunk in _chunks(todo, cfg.batch_size):
-            rows = _process_chunk(chunk, input_dir, out_dir, cfg, detector)
-            for row in rows:
-                done[row.input_path] = row
-                writer.writerow(row.to_csv())
-            journal.flush()
-            os.fsync(journal.fileno())
-            bar.update(len(chunk))
+        # as many threads as torch uses (runtime.threads): detection and the per-photo work alternate
+        pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()), thread_name_prefix="align")
+        with pool:
+            for chunk in _chunks(todo, cfg.batch_size):
+                rows = _process_chunk(chunk, input_dir, out_dir, cfg, detector, pool)
+                for row in rows:
+                    done[row.input_path] = row
+                    writer.writerow(row.to_csv())
+                journal.flush()
+                os.fsync(journal.fileno())
+                bar.update(len(chunk))
         bar.close()
     seconds = time.perf_counter() - start
 
@@ -500,24 +508,40 @@ def _read_rows(out_dir: Path) -> dict[str, AlignRow]:
 
 
 def _process_chunk(
-    chunk: Sequence[InputEntry], input_dir: Path, out_dir: Path, cfg: AlignConfig, detector: FaceDetector
+    chunk: Sequence[InputEntry],
+    input_dir: Path,
+    out_dir: Path,
+    cfg: AlignConfig,
+    detector: FaceDetector,
+    pool: Executor,
 ) -> list[AlignRow]:
-    """Decode each file, detect on all decoded photos at once, warp and write; one row per entry."""
+    """Decode each file, detect on all decoded photos at once, warp and write; one row per entry.
+
+    Decoding, warping and PNG encoding are per photo and mostly inside Pillow, which releases the
+    GIL: they run on ``pool``'s threads (each photo's result is independent of the others, so the
+    outputs are the same with any number of threads)."""
     rows: dict[int, AlignRow] = {}
-    decoded: list[tuple[int, DecodedImage]] = []
-    for i, entry in enumerate(chunk):  # decoding is per file by nature
-        rel = entry.rel
+    for i, entry in enumerate(chunk):
         if entry.skip:  # not a file to read: recorded, never opened
-            rows[i] = _row(rel, "rejected", entry.skip, "", "", 0, 0)
-            continue
-        result = decode_image(input_dir / rel, max_pixels=cfg.max_pixels, grayscale=cfg.grayscale)
+            rows[i] = _row(entry.rel, "rejected", entry.skip, "", "", 0, 0)
+    readable = [i for i in range(len(chunk)) if i not in rows]
+    results = pool.map(
+        lambda i: decode_image(input_dir / chunk[i].rel, max_pixels=cfg.max_pixels, grayscale=cfg.grayscale),
+        readable,
+    )
+    decoded: list[tuple[int, DecodedImage]] = []
+    for i, result in zip(readable, results, strict=True):
         if isinstance(result, Reject):
-            rows[i] = _row(rel, "rejected", result.reason, "", result.format, result.width, result.height)
+            rows[i] = _row(
+                chunk[i].rel, "rejected", result.reason, "", result.format, result.width, result.height
+            )
         else:
             decoded.append((i, result))
     if decoded:
-        outcomes = _align_batch([d for _, d in decoded], cfg, detector)
-        for (i, im), outcome in zip(decoded, outcomes, strict=True):
+        outcomes = _align_batch([d for _, d in decoded], cfg, detector, pool)
+
+        def write(item: tuple[tuple[int, DecodedImage], _Outcome]) -> None:
+            (i, im), outcome = item
             rel, out_rel = chunk[i].rel, chunk[i].out_rel
             res = outcome.result
             if isinstance(res, AlignResult):
@@ -528,6 +552,8 @@ def _process_chunk(
             rows[i] = _row(
                 rel, status, reason, written, im.format, im.width, im.height, outcome.face, outcome.n_faces
             )
+
+        list(pool.map(write, zip(decoded, outcomes, strict=True)))
     return [rows[i] for i in range(len(chunk))]
 
 
