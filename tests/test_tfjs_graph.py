@@ -194,3 +194,38 @@ def test_unreadable_graphs_name_the_problem(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(ValueError, match=r"not a TF\.js graph model"):
         read_graph_model(path)
+
+
+def test_in_place_steps_without_gradients_change_no_value(tmp_path: Path) -> None:
+    """Without gradients, elementwise steps overwrite operands no later step reads; the results,
+    the caller's input and the constants stay what the out-of-place run gives, and a value that
+    Identity aliases while it is still read later is never overwritten."""
+    rng = np.random.default_rng(1)
+    w = {
+        "conv/kernel": rng.normal(size=(3, 3, 3, 4)).astype(np.float32),
+        "bias": rng.normal(size=4).astype(np.float32),
+        "scale": rng.uniform(0.5, 1.5, size=4).astype(np.float32),
+        "axes": np.array([1, 2], dtype=np.int32),
+    }
+    nodes = [
+        _node("a", "Conv2D", "input_1", "conv/kernel", **_window(1)),
+        _node("alias", "Identity", "a"),
+        _node("b", "Add", "alias", "bias"),  # alias dies here, but `a` is read again below
+        _node("c", "Mul", "a", "scale"),
+        _node("d", "Relu6", "c"),
+        _node("e", "Sub", "b", "d"),
+        _node("f", "Relu", "e"),
+        _node("pooled", "Mean", "f", "axes", keep_dims={"b": False}),
+    ]
+    module = GraphModule(read_graph_model(write_model(tmp_path, nodes, w, side=8)), ["pooled", "b"])
+    x = torch.rand(2, 3, 8, 8) * 255
+    x_before, consts_before = x.clone(), [p.clone() for p in module.parameters()]
+    with torch.enable_grad():
+        reference = module(x)
+    with torch.inference_mode():
+        fast = module(x)
+    assert all(torch.equal(fast[k], reference[k]) for k in reference)
+    assert torch.equal(x, x_before)
+    assert all(torch.equal(p, q) for p, q in zip(module.parameters(), consts_before, strict=True))
+    in_place = [s.name for s in module._steps if s.run_in_place is not None]
+    assert in_place == ["c", "d", "f"]  # b: its operand is an alias; e: its operand b is an output

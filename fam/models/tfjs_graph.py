@@ -256,6 +256,36 @@ _ELEMENTWISE: dict[str, Op] = {
 }
 _OPS = sorted({*_ELEMENTWISE, "Conv2D", "DepthwiseConv2dNative", "Mean", "MatMul", "_FusedMatMul"})
 
+# Elementwise ops that may overwrite their first operand when no later step reads it: without
+# gradients, writing into that buffer instead of a fresh one saves an allocation and its page
+# faults per op (a third of faceres' time at batch 64 was such passes); the values are the same.
+_IN_PLACE: dict[str, Callable[..., torch.Tensor]] = {
+    "Add": torch.add,
+    "AddV2": torch.add,
+    "BiasAdd": torch.add,
+    "Sub": torch.sub,
+    "Mul": torch.mul,
+    "Maximum": torch.maximum,
+    "Minimum": torch.minimum,
+}
+
+
+_IN_PLACE_UNARY: dict[str, Op] = {
+    "Relu": torch.relu_,
+    "Relu6": lambda x: x.clamp_(0.0, 6.0),
+    "Sigmoid": torch.sigmoid_,
+}
+
+
+def _in_place(fn: Callable[..., torch.Tensor], fallback: Op) -> Op:
+    def run(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = _meet(a, b)
+        if b.dtype == a.dtype and torch.broadcast_shapes(a.shape, b.shape) == a.shape:
+            return fn(a, b, out=a)
+        return fallback(a, b)
+
+    return run
+
 
 # --------------------------------------------------------------------------------------------
 # The module.
@@ -267,6 +297,7 @@ class _Step:
     run: Op
     inputs: tuple[str, ...]
     release: tuple[str, ...]  # values no later step reads: freed after this one
+    run_in_place: Op | None = None  # used without gradients: overwrites inputs[0] (released here)
 
 
 class GraphModule(nn.Module):
@@ -316,10 +347,24 @@ class GraphModule(nn.Module):
         self.consts = nn.ParameterList(nn.Parameter(t, requires_grad=False) for t in tensors)
         last_use = {n: i for i, (_, inputs) in enumerate(compiled) for n in inputs}
         keep = {*self.outputs, *self._const_names}
-        self._steps = tuple(
-            _Step(name, run, inputs, tuple(n for n in inputs if last_use[n] == i and n not in keep))
-            for i, (name, (run, inputs)) in enumerate(zip(ops, compiled, strict=True))
-        )
+        steps = []
+        for i, (name, (run, inputs)) in enumerate(zip(ops, compiled, strict=True)):
+            release = tuple(n for n in inputs if last_use[n] == i and n not in keep)
+            op = graph.nodes[name].op
+            # a value is overwritten only if a step made it (never the caller's input or a constant)
+            # and not by Identity, whose result is another name for a value that may still be read
+            owned = (
+                bool(inputs)
+                and inputs[0] in release
+                and graph.nodes[inputs[0]].op not in ("Placeholder", "Const", "Identity")
+            )
+            in_place = None
+            if owned and op in _IN_PLACE and len(inputs) == 2:
+                in_place = _in_place(_IN_PLACE[op], run)
+            elif owned and op in _IN_PLACE_UNARY and len(inputs) == 1:
+                in_place = _IN_PLACE_UNARY[op]
+            steps.append(_Step(name, run, inputs, release, in_place))
+        self._steps = tuple(steps)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x [B, C, H, W]`` -> the requested outputs by name (4-D ones NCHW)."""
@@ -330,9 +375,13 @@ class GraphModule(nn.Module):
                 f"graph input {self.input_name!r}: expected [B, {shape}] (NCHW), got {list(x.shape)}"
             )
         values: dict[str, torch.Tensor] = dict(zip(self._const_names, self.consts, strict=True))
-        values[self.input_name] = x
+        # channels-last is the graph's own NHWC order in memory; CPU convolutions, the depthwise ones
+        # above all, run faster in it (faceres at batch 64: 2.6 -> 1.5 s; outputs agree to ~1e-6)
+        values[self.input_name] = x.contiguous(memory_format=torch.channels_last)
+        in_place = not torch.is_grad_enabled()
         for step in self._steps:
-            values[step.name] = step.run(*(values[n] for n in step.inputs))
+            run = step.run_in_place if in_place and step.run_in_place is not None else step.run
+            values[step.name] = run(*(values[n] for n in step.inputs))
             for name in step.release:
                 del values[name]
         return {name: values[name] for name in self.outputs}
