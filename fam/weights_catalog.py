@@ -15,8 +15,10 @@ and the run records the hash it actually loaded.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 Source = Literal["package", "project", "user", "fetched"]
 
@@ -131,6 +133,37 @@ PACKAGE_FILES: tuple[WeightEntry, ...] = (
 # --------------------------------------------------------------------------------------------
 # Files the project ships itself (under fam/).
 
+SHIPPED_MODELS = "assets/models"  # under fam/: networks this project trained, each with a model card
+
+
+def read_model_card(card: Path) -> dict[str, Any]:
+    """A model card (``fam/training/ship.py`` writes them): the catalog fields plus provenance."""
+    data: dict[str, Any] = json.loads(card.read_text())
+    missing = {"name", "role", "file", "license", "sha256", "size_bytes", "how_to_get"} - data.keys()
+    if missing:
+        raise ValueError(f"model card {card} lacks {sorted(missing)}")
+    return data
+
+
+def shipped_model_entries(folder: Path | None = None) -> tuple[WeightEntry, ...]:
+    """One entry per model card (``*.json``) in ``fam/assets/models/``, sorted by name."""
+    folder = folder or Path(__file__).resolve().parent / SHIPPED_MODELS
+    cards = [read_model_card(c) for c in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return tuple(
+        WeightEntry(
+            name=c["name"],
+            role=c["role"],
+            source="project",
+            location=f"{SHIPPED_MODELS}/{c['file']}",
+            license=c["license"],
+            sha256=c["sha256"],
+            how_to_get=c["how_to_get"],
+            size_bytes=int(c["size_bytes"]),
+        )
+        for c in sorted(cards, key=lambda c: str(c["name"]))
+    )
+
+
 PROJECT_FILES: tuple[WeightEntry, ...] = (
     WeightEntry(
         name="fam-attr-stats",
@@ -141,6 +174,7 @@ PROJECT_FILES: tuple[WeightEntry, ...] = (
         sha256="912fcdcd347481ab7c722a4429b07f4a87201eb0bddb2f88a9da2ccc4fe7b9a0",
         how_to_get="it ships with the project; regenerate with benchmarks/bench_attributes.py --write-stats",
     ),
+    *shipped_model_entries(),
 )
 
 # --------------------------------------------------------------------------------------------

@@ -259,3 +259,75 @@ def test_cli_train_prior_runs_exports_and_resumes_from_lifeboat(tmp_path: Path) 
     out = res.output
     summary = json.loads(out[out.rindex('{"step"') :].splitlines()[0])  # tqdm shares the stream
     assert summary["step"] == 4 and summary["resumed_from"].startswith("lifeboat")
+
+
+# ---------------------------------------------------------------------------------------------- shipping
+
+
+def test_ship_prior_writes_a_card_the_catalog_reads_and_the_generator_loads(tmp_path: Path) -> None:
+    from fam.errors import OutputExistsError
+    from fam.io_utils import sha256_file
+    from fam.models.stylegan2 import load_generator_file
+    from fam.training.ship import parse_gate_line, ship_prior
+    from fam.weights_catalog import shipped_model_entries
+
+    cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
+    trainer = PriorTrainer(cfg, faces, cpu)
+    trainer.train_step()
+    trainer.write_lifeboat(tmp_path / "exp")
+    gates = parse_gate_line("fid=40.3 face_rate=1.000 distinct=0.118 memorised=0.000 inv_match=nan")
+    assets = tmp_path / "assets"
+    card_file = ship_prior(tmp_path / "exp", "tiny-prior", gates, data={"images": 12}, assets=assets)
+    card = json.loads(card_file.read_text())
+    shipped = assets / "tiny-prior.pt"
+    assert card["sha256"] == sha256_file(shipped) == sha256_file(tmp_path / "exp" / "prior.pt")
+    assert card["gates"]["distinct"] == 0.118 and card["gates"]["inv_match"] is None  # nan: not measured
+    assert card["architecture"]["resolution"] == 32 and card["images_seen"] == 4
+    (entry,) = shipped_model_entries(assets)
+    assert (entry.name, entry.source, entry.location) == (
+        "tiny-prior",
+        "project",
+        "assets/models/tiny-prior.pt",
+    )
+    gen = load_generator_file(shipped, card["sha256"])
+    ws = trainer.G_ema.w_avg.expand(1, gen.num_ws, -1)
+    assert torch.allclose(gen.synthesis(ws), trainer.G_ema.synthesis(ws), atol=0.05)  # fp16 weights
+    # shipping the same bytes again is a no-op; other weights under that name need --replace
+    ship_prior(tmp_path / "exp", "tiny-prior", gates, assets=assets)
+    trainer.train_step()
+    trainer.write_lifeboat(tmp_path / "exp")
+    with pytest.raises(OutputExistsError, match="--replace"):
+        ship_prior(tmp_path / "exp", "tiny-prior", gates, assets=assets)
+    assert sha256_file(shipped) == card["sha256"]  # nothing was overwritten
+    with pytest.raises(InputError, match="name=value"):
+        parse_gate_line("fid 40")
+    with pytest.raises(InputError, match="letters, digits and dashes"):
+        ship_prior(tmp_path / "exp", "../x", gates, assets=assets)
+
+
+def test_a_shipped_generator_loads_by_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fam import weights
+    from fam.models import stylegan2
+    from fam.registry import Registry
+    from fam.training.ship import ship_prior
+    from fam.weights_catalog import shipped_model_entries
+
+    trainer = PriorTrainer(tiny_prior_cfg(), random_faces(), torch.device("cpu"))
+    trainer.write_lifeboat(tmp_path / "exp")
+    ship_prior(tmp_path / "exp", "tiny-prior", {"fid": 99.0}, assets=tmp_path / "models")
+    (entry,) = shipped_model_entries(tmp_path / "models")
+    registry = Registry[weights.WeightEntry]("model file", error=weights.MissingWeightsError)
+    for e in [*weights.entries(), entry]:
+        registry.register(e.name, e)
+    monkeypatch.setattr(weights, "WEIGHTS", registry)
+    monkeypatch.setattr(stylegan2, "WEIGHTS", registry)
+    real_locate = weights.locate
+    monkeypatch.setattr(
+        weights, "locate", lambda e: tmp_path / "models" / "tiny-prior.pt" if e is entry else real_locate(e)
+    )
+    spec = ModelSpec("stylegan2", {"weights": "tiny-prior", "resolution": 32})
+    gen = factory.build("generator", spec, factory.BuildContext(torch.device("cpu")))
+    assert gen.resolution == 32 and entry.sha256 in gen.generator_id
+    bad = ModelSpec("stylegan2", {"weights": "tiny-prior", "sha256": "0" * 64})
+    with pytest.raises(weights.MissingWeightsError, match="expected 000000"):
+        factory.build("generator", bad, factory.BuildContext(torch.device("cpu")))

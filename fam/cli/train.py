@@ -1,4 +1,4 @@
-"""``fam train-prior`` and ``fam train-encoder``: time-boxed, resumable training runs."""
+"""``fam train-prior``, ``fam train-encoder`` and ``fam ship-prior``: time-boxed, resumable training runs and shipping their result."""
 
 from __future__ import annotations
 
@@ -76,3 +76,28 @@ def train_encoder(data, out, resume, export, kimg, minutes, dry_run, prior, para
         cfg, data, prior, out, resolve_device(params.runtime.device), resume, export, kimg, minutes
     )
     click.echo(json.dumps(summary))
+
+
+@click.command("ship-prior")
+@click.option("--export", "export_dir", type=_PATH, required=True, help="Export folder of `fam train-prior`.")
+@click.option("--name", default="fam-prior-64", show_default=True, help="Registry name (and file name).")
+@click.option(
+    "--gates",
+    "gates_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Output of benchmarks/bench_prior.py on this export (its last line is read).",
+)
+@click.option("--data", type=_PATH, default=None, help="The pack it trained on (its meta goes on the card).")
+@click.option("--replace", is_flag=True, help="Supersede a shipped model of the same name.")
+def ship_prior(export_dir: Path, name: str, gates_file: Path, data: Path | None, replace: bool) -> None:
+    """Ship a trained prior inside the package (fam/assets/models/) with its model card."""
+    from fam.training.pack import pack_meta
+    from fam.training.ship import parse_gate_line, ship_prior
+
+    lines = [line for line in gates_file.read_text().splitlines() if line.strip()]
+    gates = parse_gate_line(lines[-1]) if lines else {}
+    card = ship_prior(export_dir, name, gates, data=pack_meta(data) if data else None, replace=replace)
+    click.echo(
+        f"shipped {name}: {card.with_suffix('.pt')} (card {card}); use models.generator.weights: {name}"
+    )

@@ -29,8 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from fam.errors import ConfigError, InputError
+from fam.weights import WEIGHTS, resolve
 from fam.weights import get as weight_entry
-from fam.weights import resolve
 
 BLUR_KERNEL = (1, 3, 3, 1)
 SQRT2 = math.sqrt(2.0)
@@ -623,9 +623,16 @@ def generator_state_from_checkpoint(
 
 
 def load_generator_file(path: str | Path, sha256: str | None) -> StyleGAN2Generator:
-    """Verify the file's sha256 (via the weight registry) and load the generator inside it."""
-    file = resolve(GENERATOR_WEIGHTS.name, path=path, sha256=sha256)  # raises unless the pin matches
-    digest = str(sha256).lower()
+    """Verify the file's sha256 (via the weight registry) and load the generator inside it.
+
+    ``path`` is a file, or the name of a generator the project ships (``fam models`` lists them;
+    its catalog entry pins the hash, so ``sha256`` may be left out)."""
+    if isinstance(path, str) and path in WEIGHTS and weight_entry(path).source == "project":
+        file = resolve(path, sha256=sha256)
+        digest = str(sha256 or weight_entry(path).sha256).lower()
+    else:
+        file = resolve(GENERATOR_WEIGHTS.name, path=path, sha256=sha256)  # raises unless the pin matches
+        digest = str(sha256).lower()
     sd, latent_avg = generator_state_from_checkpoint(read_checkpoint(file), str(file))
     config = config_from_state_dict(sd, str(file))
     generator_id = f"stylegan2-{config.resolution}:sha256:{digest}"
@@ -639,8 +646,9 @@ def load_generator_file(path: str | Path, sha256: str | None) -> StyleGAN2Genera
 def build_generator(spec: Any, ctx: Any) -> StyleGAN2Generator:
     """``models.generator`` with ``name: stylegan2``.
 
-    Options: ``weights`` ("random" or a path to a rosinality .pt / e4e checkpoint; required),
-    ``sha256`` (pin, required with a path), ``resolution``, ``channels`` ({res: width}) or
+    Options: ``weights`` ("random", a path to a rosinality .pt / e4e checkpoint, or the name of
+    a generator the project ships, e.g. from ``fam ship-prior``; required), ``sha256`` (pin,
+    required with a path), ``resolution``, ``channels`` ({res: width}) or
     ``channel_multiplier``, ``n_mlp``, ``w_dim`` (random weights only; a file defines its own
     architecture and must agree with any of these given), ``seed`` (random init), ``noise_seed``
     (replaces the noise images, also of a loaded file).

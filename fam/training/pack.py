@@ -129,6 +129,15 @@ class PackedFaces:
         return int(self.images.shape[-1])
 
 
+def pack_meta(path: Path) -> dict[str, Any]:
+    """A pack's ``meta`` record (format, resolution, counts, split hash) without decoding a face."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        meta: dict[str, Any] = json.loads(str(z["meta"]))
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{path}: format {meta.get('format')!r}, expected {FORMAT}")
+    return meta
+
+
 def load_pack(path: Path, split: PeopleSplit | None = None) -> PackedFaces:
     """Decode a pack into memory; REFUSES any held-out person (see fam.training.splits)."""
     path = Path(path)
