@@ -1,4 +1,5 @@
-"""``fam train-prior``, ``fam train-encoder`` and ``fam ship-prior``: time-boxed, resumable training runs and shipping their result."""
+"""``fam train-prior`` and ``fam train-encoder`` (time-boxed, resumable training runs) and
+``fam ship-prior`` (a trained prior into the package)."""
 
 from __future__ import annotations
 

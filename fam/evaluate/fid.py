@@ -60,12 +60,14 @@ class InceptionFeatures:
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`` from the moments (the reference formula)."""
+    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`` from the moments: the reference formula, with
+    a ``D x D`` matrix square root (for moments given without samples; the tests check
+    :func:`fid_from_features` against it)."""
     diff = mu1 - mu2
     with warnings.catch_warnings():
         # N < 2048 always gives singular covariances: the small-N bias is stated in every report
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():  # singular product: regularise as the reference code does
         eps = np.eye(sigma1.shape[0]) * 1e-6
         covmean = scipy.linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))

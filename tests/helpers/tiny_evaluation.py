@@ -112,6 +112,8 @@ TINY_EVALUATE_SETTINGS: dict[str, Any] = {
     "evaluate.mapper.size": 16,
     "evaluate.mapper.identity_weight": 0.0,  # L1 only: no real identity model in unit tests
     "evaluate.image_size": 32,
+    # the mapper trains at runtime.precision: pinned, so the reference numbers hold on any CPU
+    "runtime.precision": "fp32",
     "layers.coarse": [0, 1, 2],
     "layers.identity": [3, 4, 5, 6, 7],
     "layers.fine": [8, 9],
