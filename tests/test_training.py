@@ -331,3 +331,18 @@ def test_a_shipped_generator_loads_by_its_name(tmp_path: Path, monkeypatch: pyte
     bad = ModelSpec("stylegan2", {"weights": "tiny-prior", "sha256": "0" * 64})
     with pytest.raises(weights.MissingWeightsError, match="expected 000000"):
         factory.build("generator", bad, factory.BuildContext(torch.device("cpu")))
+
+
+def test_cli_ship_prior_refuses_an_empty_gates_file_and_a_missing_pack(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fam.cli import cli
+
+    PriorTrainer(tiny_prior_cfg(), random_faces(), torch.device("cpu")).write_lifeboat(tmp_path / "exp")
+    (tmp_path / "gates.txt").write_text("\n")
+    args = ["ship-prior", "--export", str(tmp_path / "exp"), "--gates", str(tmp_path / "gates.txt")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and "is empty" in res.output and "bench_prior" in res.output
+    (tmp_path / "gates.txt").write_text("fid=50.0\n")
+    res = CliRunner().invoke(cli, [*args, "--data", str(tmp_path / "none.npz")])
+    assert res.exit_code != 0 and "pack_dataset" in res.output, res.output

@@ -97,7 +97,12 @@ def ship_prior(export_dir: Path, name: str, gates_file: Path, data: Path | None,
     from fam.training.ship import parse_gate_line, ship_prior
 
     lines = [line for line in gates_file.read_text().splitlines() if line.strip()]
-    gates = parse_gate_line(lines[-1]) if lines else {}
+    if not lines:
+        raise click.UsageError(
+            f"{gates_file} is empty: give the saved output of "
+            f"`python -m benchmarks.bench_prior --prior {export_dir}`"
+        )
+    gates = parse_gate_line(lines[-1])
     card = ship_prior(export_dir, name, gates, data=pack_meta(data) if data else None, replace=replace)
     click.echo(
         f"shipped {name}: {card.with_suffix('.pt')} (card {card}); use models.generator.weights: {name}"

@@ -131,7 +131,13 @@ class PackedFaces:
 
 def pack_meta(path: Path) -> dict[str, Any]:
     """A pack's ``meta`` record (format, resolution, counts, split hash) without decoding a face."""
-    with np.load(Path(path), allow_pickle=False) as z:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"packed data {path} does not exist; make it with `python -m benchmarks.pack_dataset` "
+            "(see docs/training.md)"
+        )
+    with np.load(path, allow_pickle=False) as z:
         meta: dict[str, Any] = json.loads(str(z["meta"]))
     if meta.get("format") != FORMAT:
         raise InputError(f"{path}: format {meta.get('format')!r}, expected {FORMAT}")
@@ -141,15 +147,8 @@ def pack_meta(path: Path) -> dict[str, Any]:
 def load_pack(path: Path, split: PeopleSplit | None = None) -> PackedFaces:
     """Decode a pack into memory; REFUSES any held-out person (see fam.training.splits)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(
-            f"packed data {path} does not exist; make it with `python -m benchmarks.pack_dataset` "
-            "(see docs/training.md)"
-        )
+    meta = pack_meta(path)
     with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        if meta.get("format") != FORMAT:
-            raise InputError(f"{path}: format {meta.get('format')!r}, expected {FORMAT}")
         jpeg, offsets = z["jpeg"], z["offsets"]
         person = [str(p) for p in z["person"]]
         stem = [str(s) for s in z["stem"]]
