@@ -12,6 +12,9 @@ normalised descriptors), faces and landmarks are MTCNN's (``fam.faces.mtcnn``).
 - ``face_rate``: share of the key faces (research keys 1..N through ``fam.keys.key_latent`` at
   ``key.truncation_psi``) in which MTCNN finds exactly one face with probability >= 0.9.
 - ``distinct``: share of pairs of key faces (different keys) that do NOT match at the threshold.
+  Printed beside it: the descriptor spread of key faces and of real held-out faces, and what real
+  faces would score if truncation shrank them as it shrinks this prior's (a reference for how far
+  the gate is from a prior exactly as diverse as real faces).
 - ``memorised``: share of key faces closer to some training-split face of the pack (nearest dlib
   cosine) than 99% of the real held-out faces are: unseen real faces score 0.01 by construction.
 - ``inv_match``: share of M held-out faces whose reconstruction by the default inverter
@@ -50,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional as F
 
 from fam.errors import InputError, UserError
 from fam.evaluate.fid import fid_from_features
@@ -143,8 +147,8 @@ def single_face_count(detections: Sequence[Sequence[Detection]], min_prob: float
     return sum(1 for faces in detections if len(confident(faces, min_prob)) == 1)
 
 
-def impostor_threshold(embeddings: torch.Tensor, people: Sequence[str], fmr: float) -> Threshold:
-    """Cosine threshold at ``fmr`` from all pairs of different people (each pair once)."""
+def impostor_similarities(embeddings: torch.Tensor, people: Sequence[str]) -> np.ndarray:
+    """Cosines of all pairs of different people (each pair once), float64."""
     if len(people) != embeddings.shape[0]:
         raise ValueError(f"{embeddings.shape[0]} embeddings but {len(people)} person names")
     _, codes = np.unique(np.asarray(people), return_inverse=True)
@@ -154,8 +158,45 @@ def impostor_threshold(embeddings: torch.Tensor, people: Sequence[str], fmr: flo
     impostor = sims[upper & (codes_t[:, None] != codes_t[None, :])].double().numpy()
     if impostor.size == 0:
         raise InputError("no impostor pairs: the held-out faces must come from at least two people")
+    return impostor
+
+
+def impostor_threshold(embeddings: torch.Tensor, people: Sequence[str], fmr: float) -> Threshold:
+    """Cosine threshold at ``fmr`` from all pairs of different people (each pair once)."""
+    impostor = impostor_similarities(embeddings, people)
     thresholds, _ = quantile_thresholds(impostor, (fmr,))
-    return Threshold(next(iter(thresholds.values())), int(impostor.size), len(people), int(codes.max()) + 1)
+    return Threshold(next(iter(thresholds.values())), int(impostor.size), len(people), len(set(people)))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How widely descriptors ``[N, D]`` scatter: the covariance's trace (total variance) and its
+    participation ratio ``(sum ev)^2 / sum ev^2`` (how many directions carry that variance)."""
+
+    trace: float
+    dims: float
+
+
+def descriptor_spread(embeddings: torch.Tensor) -> Spread:
+    if embeddings.shape[0] < 2:
+        raise InputError("the spread of descriptors needs at least two of them")
+    ev = torch.linalg.eigvalsh(torch.cov(embeddings.double().T)).clamp_min(0)
+    total = float(ev.sum())
+    return Spread(total, total**2 / float(ev.square().sum()) if total > 0 else 0.0)
+
+
+def shrunk_distinct(
+    embeddings: torch.Tensor, people: Sequence[str], factor: float, threshold: float
+) -> float:
+    """Share of different-person pairs that still do not match after every (unit) descriptor is
+    moved towards the set's mean by ``factor`` and re-normalised.
+
+    What ``distinct`` could reach for a prior exactly as diverse as these real faces, if truncation
+    shrank its identities the way it shrinks this prior's (``factor`` measured on key faces): an
+    approximation in descriptor space, printed as a reference, never a gate."""
+    mean = embeddings.double().mean(0)
+    moved = F.normalize(mean + factor * (embeddings.double() - mean), dim=1)
+    return float((impostor_similarities(moved, people) < threshold).mean())
 
 
 def distinct_pairs(embeddings: torch.Tensor, threshold: float) -> tuple[int, int]:
@@ -387,7 +428,25 @@ def metric_face_rate(b: Bench) -> Result:
 def metric_distinct(b: Bench) -> Result:
     t = b.threshold.value
     apart, total = distinct_pairs(b.key_embeddings, t)
-    return Result(share(apart, total), f"{apart:,}/{total:,} pairs of key faces do not match (cos < {t:.4f})")
+    keys, real = descriptor_spread(b.key_embeddings), descriptor_spread(b.heldout_embeddings)
+    detail = (
+        f"{apart:,}/{total:,} pairs of key faces do not match (cos < {t:.4f}); descriptor spread "
+        f"(covariance trace, effective dims): key faces {keys.trace:.4f} ({keys.dims:.1f}), real held-out "
+        f"faces {real.trace:.4f} ({real.dims:.1f})"
+    )
+    if b.options.psi < 1.0:  # how far truncation alone lets a prior as diverse as real faces get
+        full = descriptor_spread(
+            b.embed_images(
+                synthesize(b.generator, key_latents(b.generator, b.options.keys, 1.0), b.options.batch)
+            )
+        )
+        factor = math.sqrt(keys.trace / full.trace)
+        reach = shrunk_distinct(b.heldout_embeddings, b.heldout.people, factor, t)
+        detail += (
+            f"; psi {b.options.psi} shrinks this prior's spread by {factor:.2f}x (key faces at psi 1: "
+            f"{full.trace:.4f}), which would leave real held-out faces {reach:.4f} distinct"
+        )
+    return Result(share(apart, total), detail)
 
 
 def memorisation_threshold(real_nearest: torch.Tensor, quantile: float) -> float:

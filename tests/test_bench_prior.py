@@ -57,6 +57,27 @@ def test_distinct_counts_pairs_below_the_threshold() -> None:
     assert bp.distinct_pairs(emb, 0.5) == (14, 15)
 
 
+def test_descriptor_spread_is_total_variance_over_its_directions() -> None:
+    rng = torch.Generator().manual_seed(0)
+    emb = torch.zeros(4000, 6)
+    emb[:, :3] = torch.randn(4000, 3, generator=rng) * 0.5  # variance 0.25 in 3 of 6 directions
+    spread = bp.descriptor_spread(emb)
+    assert spread.trace == pytest.approx(0.75, rel=0.05)
+    assert spread.dims == pytest.approx(3.0, rel=0.05)
+    with pytest.raises(InputError, match="at least two"):
+        bp.descriptor_spread(emb[:1])
+
+
+def test_shrunk_distinct_keeps_pairs_apart_at_one_and_merges_them_at_zero() -> None:
+    emb = torch.eye(4)
+    people = ["a", "b", "c", "d"]
+    assert bp.shrunk_distinct(emb, people, 1.0, 0.5) == 1.0  # orthogonal faces: cos 0 < 0.5
+    assert bp.shrunk_distinct(emb, people, 0.0, 0.5) == 0.0  # all moved onto their mean: cos 1
+    # e_i -> mean + f (e_i - mean): cos between two of them is 0.5 at f = 1 / sqrt(5).
+    assert bp.shrunk_distinct(emb, people, 5**-0.5, 0.45) == 0.0
+    assert bp.shrunk_distinct(emb, people, 5**-0.5, 0.55) == 1.0
+
+
 def test_memorised_finds_the_copied_face_across_gallery_chunks() -> None:
     probes = torch.eye(8)[:3]
     gallery = torch.cat([torch.eye(8)[3:], torch.eye(8)[1:2]])  # only probe 1 has a copy, in the last chunk
@@ -232,6 +253,8 @@ def test_bench_runs_every_metric_but_fid(tiny_bench: bp.Bench, capsys: pytest.Ca
     assert "real held-out faces: 1.0000 (6/6)" in out
     assert values["distinct"] == 1.0  # "15/15 pairs": no two keys give the same face
     assert "15/15 pairs of key faces do not match" in out
+    assert "descriptor spread (covariance trace, effective dims): key faces" in out
+    assert "psi 0.7 shrinks this prior's spread by" in out  # the options' psi is below 1
     assert values["memorised"] == pytest.approx(2 / 6)  # exactly the two copied key faces
     assert "than 99% of 12 real held-out faces are" in out
     assert values["dlib_fd"] > 0.0  # 16 random samples against 12 training faces
