@@ -440,12 +440,13 @@ def metric_distinct(b: Bench) -> Result:
                 synthesize(b.generator, key_latents(b.generator, b.options.keys, 1.0), b.options.batch)
             )
         )
-        factor = math.sqrt(keys.trace / full.trace)
-        reach = shrunk_distinct(b.heldout_embeddings, b.heldout.people, factor, t)
-        detail += (
-            f"; psi {b.options.psi} shrinks this prior's spread by {factor:.2f}x (key faces at psi 1: "
-            f"{full.trace:.4f}), which would leave real held-out faces {reach:.4f} distinct"
-        )
+        if full.trace > 0:  # a generator that draws one face for every key has nothing to shrink
+            factor = math.sqrt(keys.trace / full.trace)
+            reach = shrunk_distinct(b.heldout_embeddings, b.heldout.people, factor, t)
+            detail += (
+                f"; psi {b.options.psi} shrinks this prior's spread by {factor:.2f}x (key faces at psi 1: "
+                f"{full.trace:.4f}), which would leave real held-out faces {reach:.4f} distinct"
+            )
     return Result(share(apart, total), detail)
 
 

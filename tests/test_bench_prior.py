@@ -292,3 +292,13 @@ def test_cli_says_what_to_do_when_the_prior_is_missing(
 ) -> None:
     assert bp.main(["--prior", str(tmp_path), "--skip", "fid"]) == 2
     assert "prior.pt is missing" in capsys.readouterr().err
+
+
+def test_distinct_of_one_face_for_every_key_reports_no_shrink(tiny_bench: bp.Bench) -> None:
+    same = torch.zeros(tiny_bench.options.keys, 4)
+    same[:, 0] = 1.0
+    tiny_bench.__dict__["key_embeddings"] = same  # every key gives the same face
+    tiny_bench.embed = lambda images: F.normalize(torch.ones(images.shape[0], 4), dim=1)
+    result = bp.metric_distinct(tiny_bench)
+    assert result.value == 0.0
+    assert "shrinks" not in result.detail
