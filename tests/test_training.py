@@ -259,6 +259,10 @@ def test_cli_train_prior_runs_exports_and_resumes_from_lifeboat(tmp_path: Path) 
     out = res.output
     summary = json.loads(out[out.rindex('{"step"') :].splitlines()[0])  # tqdm shares the stream
     assert summary["step"] == 4 and summary["resumed_from"].startswith("lifeboat")
+    # the first run's log carries over, so the training curve survives the move
+    history = (tmp_path / "exp" / "log.jsonl").read_text().splitlines()
+    lines = (tmp_path / "run2" / "log.jsonl").read_text().splitlines()
+    assert lines[: len(history)] == history and json.loads(lines[len(history)])["event"] == "start"
 
 
 # ---------------------------------------------------------------------------------------------- shipping

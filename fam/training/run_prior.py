@@ -10,6 +10,7 @@ log and a samples grid in ``export``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +126,10 @@ def train_prior_run(
         sort_keys=False,
     )
     log_file = out / "log.jsonl"
+    history = Path(lifeboat) / "log.jsonl" if lifeboat is not None else None
+    if resumed_from.startswith("lifeboat") and history and history.is_file() and not log_file.exists():
+        # the lifeboat's log is the run's history: the training curve outlives a replaced machine
+        shutil.copyfile(history, log_file)
     target = int((kimg if kimg is not None else cfg.kimg) * 1000)
     deadline = t_start + minutes * 60 if minutes is not None else float("inf")
     next_ckpt = time.perf_counter() + cfg.checkpoint_every_minutes * 60
