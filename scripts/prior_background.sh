@@ -75,7 +75,7 @@ case "${1:-status}" in
     cp "$home/export/prior.pt" "$home/export/g_fp16.pt" "$home/export/d_fp16.pt" "$home/export/meta.pt" "$dest/"
     # the vision D head exists from training.prior.vision_start_kimg on (~0.7 MB)
     if [[ -f "$home/export/vision_head_fp16.pt" ]]; then cp "$home/export/vision_head_fp16.pt" "$dest/"; fi
-    # the training log (~20 KB per 100 kimg): a resume from this lifeboat continues it
+    # the training log (~14 KB per 100 kimg): a resume from this lifeboat continues it
     if [[ -f "$home/export/log.jsonl" ]]; then cp "$home/export/log.jsonl" "$dest/"; fi
     du -sh "$dest"
     ;;

@@ -104,6 +104,7 @@ def train_prior_run(
         torch.backends.cudnn.benchmark = True
     trainer = PriorTrainer(cfg, pack.images, engine)
     resumed_from = "scratch"
+    history: Path | None = None  # a lifeboat's log, which the new run's log continues
     if resume:
         if state_file.is_file():
             trainer.load(state_file)
@@ -111,6 +112,7 @@ def train_prior_run(
         elif lifeboat is not None and Path(lifeboat).is_dir():
             trainer.load_lifeboat(lifeboat)
             resumed_from = f"lifeboat {lifeboat}"
+            history = Path(lifeboat) / "log.jsonl"
         else:
             raise InputError(f"--resume: neither {state_file} nor a lifeboat folder ({lifeboat}) exists")
     out.mkdir(parents=True, exist_ok=True)
@@ -126,8 +128,7 @@ def train_prior_run(
         sort_keys=False,
     )
     log_file = out / "log.jsonl"
-    history = Path(lifeboat) / "log.jsonl" if lifeboat is not None else None
-    if resumed_from.startswith("lifeboat") and history and history.is_file() and not log_file.exists():
+    if history is not None and history.is_file() and not log_file.exists():
         # the lifeboat's log is the run's history: the training curve outlives a replaced machine
         shutil.copyfile(history, log_file)
     target = int((kimg if kimg is not None else cfg.kimg) * 1000)
