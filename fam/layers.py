@@ -10,6 +10,11 @@ The rule for other depths keeps those absolute resolutions: coarse = ``[0, 3)``,
 identity = ``[3, min(8, num_ws - 1))``, fine = the rest, so every generator keeps at least one
 fine layer (32 px: coarse 0-2, identity 3-6, fine 7; 64 px: 0-2 / 3-7 / 8-9). Explicit lists in
 ``params.yaml`` override the rule; they must partition ``range(num_ws)``.
+
+Where a generator holds identity is a property of its training, not of the layout: in the 64-px
+prior trained here the rule's layers 3-7 barely change a face's identity and layers 0-5 do
+(measured by ``benchmarks/scan_identity_layers.py``, docs/training.md). For any generator other
+than the paper's, run that scan and write the lists it prints.
 """
 
 from __future__ import annotations

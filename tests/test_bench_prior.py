@@ -302,3 +302,73 @@ def test_distinct_of_one_face_for_every_key_reports_no_shrink(tiny_bench: bp.Ben
     result = bp.metric_distinct(tiny_bench)
     assert result.value == 0.0
     assert "shrinks" not in result.detail
+
+
+# --------------------------------------------------------------------------------------------
+# The identity-layer scan (benchmarks/scan_identity_layers.py).
+
+
+def test_scan_windows_are_every_contiguous_run_short_of_all_layers() -> None:
+    from benchmarks.scan_identity_layers import windows
+
+    got = windows(4)
+    assert got == [(0, 1), (1, 2), (2, 3), (0, 1, 2), (1, 2, 3)]
+    assert len(windows(10)) == 44  # lengths 2..9: 9 + 8 + ... + 2 windows
+
+
+def test_scan_groups_put_the_window_between_coarse_and_fine() -> None:
+    from benchmarks.scan_identity_layers import groups_for
+
+    g = groups_for((2, 3, 4), 8)
+    assert (g.coarse, g.identity, g.fine) == ((0, 1), (2, 3, 4), (5, 6, 7))
+    assert groups_for((0, 1), 4).coarse == ()
+
+
+def test_scan_chooses_the_fewest_layers_near_the_best_within_the_shift() -> None:
+    from benchmarks.scan_identity_layers import WindowResult, choose
+
+    results = [
+        WindowResult((0, 1, 2, 3), 0.6, 0.40, 1.0, 0),  # the most distinct
+        WindowResult((0, 1, 2), 0.5, 0.33, 1.0, 0),  # >= 0.8 x 0.40, fewer layers: chosen
+        WindowResult((0, 1), 0.3, 0.20, 0.9, 0),  # too far below the best
+        WindowResult((3, 4), 0.9, 0.90, 5.0, 0),  # most distinct of all but moves the landmarks
+        WindowResult((5, 6), 0.0, 0.00, math.nan, 3),  # no face to measure the shift on
+    ]
+    assert choose(results, max_shift=2.0, share=0.8) == results[1]
+    assert choose(results, max_shift=2.0, share=1.0) == results[0]
+    assert choose(results, max_shift=10.0, share=0.8) == results[3]
+    assert choose(results, max_shift=0.5, share=0.8) is None
+
+
+def test_scan_measures_each_window_on_the_same_faces(
+    tiny_bench: bp.Bench, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.scan_identity_layers import scan, summary_line
+
+    num_ws = tiny_bench.generator.num_ws
+    results = scan(tiny_bench, [(0, 1), tuple(tiny_bench.groups.identity), tuple(range(num_ws - 1))])
+    out = capsys.readouterr().out
+    assert "<- layers.identity now" in out
+    first, now, most = results
+    # the tiny generator's first two layers barely touch its faces; the later ones redraw them
+    assert (first.swap_change, first.swap_distinct) == (0.0, 0.0)
+    assert first.landmark_shift_px < now.landmark_shift_px
+    for r in (now, most):
+        assert (r.swap_change, r.swap_distinct, r.missing) == (1.0, 1.0, 0)
+    again = scan(bp.Bench(**{k: getattr(tiny_bench, k) for k in bp.Bench.__dataclass_fields__}), [(0, 1)])
+    assert again[0] == results[0]  # seeded: the same faces and donors
+    assert summary_line(now).startswith("identity_layers=3,4,5,6 swap_change=1.0000 swap_distinct=1.0000")
+    assert (
+        summary_line(None) == "identity_layers=none swap_change=nan swap_distinct=nan landmark_shift_px=nan"
+    )
+
+
+def test_scan_cli_refuses_a_window_outside_the_prior(tmp_path: Path) -> None:
+    from benchmarks.scan_identity_layers import parse_windows
+    from fam.errors import UserError
+
+    assert parse_windows("0-2,3-4", 10) == [(0, 1, 2), (3, 4)]
+    with pytest.raises(UserError, match="outside this prior's layers 0-9"):
+        parse_windows("8-12", 10)
+    with pytest.raises(UserError, match="is not FIRST-LAST"):
+        parse_windows("three", 10)
