@@ -778,7 +778,7 @@ def build_bench(args: argparse.Namespace, names: Sequence[str]) -> Bench:
     from benchmarks.machine import machine_line
     from fam import recognizers
     from fam.cli.common import load_cli_params
-    from fam.layers import resolve_groups
+    from fam.layers import resolve_groups_for
     from fam.models.factory import BuildContext, build, resolve_device
     from fam.runtime import Engine, apply_threads, resolve_modconv
     from fam.training.encoder import load_prior
@@ -819,7 +819,7 @@ def build_bench(args: argparse.Namespace, names: Sequence[str]) -> Bench:
     )
     return Bench(
         generator=generator,
-        groups=resolve_groups(params.layers, generator.num_ws),
+        groups=resolve_groups_for(params.layers, generator),
         embed=recognizer.embed,
         detect=mtcnn_detector(device),
         options=options,

@@ -44,7 +44,7 @@ from fam.calibration import resolve_margin
 from fam.config import ModelSpec, RuntimeConfig, parse_params
 from fam.errors import ConfigError
 from fam.keys import key_latent, research_key
-from fam.layers import resolve_groups
+from fam.layers import resolve_groups_for
 from fam.losses import anonymity_loss
 from fam.models.factory import BuildContext, build
 from fam.optimise import ViewBatch, protect_views
@@ -145,7 +145,7 @@ def run(
     gen = build("generator", gen_spec, ctx)
     ident = build("identity", ModelSpec(identity), ctx)
     attr = build("attribute", ModelSpec(attribute), ctx)
-    groups = resolve_groups(params.layers, gen.num_ws)
+    groups = resolve_groups_for(params.layers, gen)
     torch.manual_seed(0)
     w_real = gen.w_avg.reshape(1, 1, -1).repeat(views, gen.num_ws, 1) + 0.5 * torch.randn(
         views, gen.num_ws, gen.w_dim, device=device

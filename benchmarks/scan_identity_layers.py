@@ -56,17 +56,6 @@ def windows(num_ws: int, min_len: int = 2) -> list[tuple[int, ...]]:
     return [tuple(range(a, a + n)) for n in range(min_len, num_ws) for a in range(0, num_ws - n + 1)]
 
 
-def groups_for(layers: Sequence[int], num_ws: int) -> LayerGroups:
-    """The partition with ``layers`` as identity: what comes before is coarse, after is fine."""
-    lo, hi = min(layers), max(layers)
-    return LayerGroups(
-        num_ws=num_ws,
-        coarse=tuple(range(lo)),
-        identity=tuple(layers),
-        fine=tuple(range(hi + 1, num_ws)),
-    )
-
-
 def choose(results: Sequence[WindowResult], max_shift: float, share: float) -> WindowResult | None:
     """The fewest layers whose ``swap_distinct`` reaches ``share`` of the best window's, among
     windows within ``max_shift`` px (ties: more distinct, then more change).
@@ -110,7 +99,7 @@ class Scan:
 
     def window(self, layers: tuple[int, ...]) -> WindowResult:
         b, t = self.bench, self.bench.threshold.value
-        groups = groups_for(layers, self.bench.generator.num_ws)
+        groups = LayerGroups.around(layers, self.bench.generator.num_ws)
         with_b = bp.synthesize(b.generator, bp.swap_identity(self.w_a, self.w_b, groups), b.options.batch)
         with_c = bp.synthesize(b.generator, bp.swap_identity(self.w_a, self.w_c, groups), b.options.batch)
         emb_b, emb_c = b.embed_images(with_b), b.embed_images(with_c)
@@ -149,7 +138,7 @@ def scan(bench: bp.Bench, candidates: Sequence[tuple[int, ...]]) -> list[WindowR
 
 
 def layers_block(r: WindowResult, num_ws: int) -> str:
-    g = groups_for(r.layers, num_ws)
+    g = LayerGroups.around(r.layers, num_ws)
     return "\n".join(
         ["layers:", *(f"  {name}: {list(getattr(g, name))}" for name in ("coarse", "identity", "fine"))]
     )

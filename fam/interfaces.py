@@ -18,7 +18,11 @@ import torch
 
 @runtime_checkable
 class Generator(Protocol):
-    """A StyleGAN2-like generator with a W+ latent space."""
+    """A StyleGAN2-like generator with a W+ latent space.
+
+    It may also carry ``layer_groups`` (a :class:`fam.layers.LayerGroups`): where it holds
+    identity, as measured; ``layers: auto`` then means that split (:func:`fam.layers.resolve_groups_for`).
+    """
 
     z_dim: int  # input noise dimension of the mapping network
     w_dim: int  # dimension of one W vector (512 for the paper's generator)

@@ -13,16 +13,19 @@ fine layer (32 px: coarse 0-2, identity 3-6, fine 7; 64 px: 0-2 / 3-7 / 8-9). Ex
 
 Where a generator holds identity is a property of its training, not of the layout: in the 64-px
 prior trained here the rule's layers 3-7 barely change a face's identity and layers 0-5 do
-(measured by ``benchmarks/scan_identity_layers.py``, docs/training.md). For any generator other
-than the paper's, run that scan and write the lists it prints.
+(measured by ``benchmarks/scan_identity_layers.py``, docs/training.md). So a prior shipped with
+``fam ship-prior`` carries its measured split on its model card, and ``auto`` means that split
+for it (:func:`resolve_groups_for`); for other generators, run the scan and write its lists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fam.config import LayerGroupsConfig
 from fam.errors import ConfigError
+from fam.interfaces import Generator
 
 GROUP_NAMES = ("coarse", "identity", "fine")
 
@@ -33,6 +36,16 @@ class LayerGroups:
     coarse: tuple[int, ...]
     identity: tuple[int, ...]
     fine: tuple[int, ...]
+
+    @classmethod
+    def around(cls, identity: Sequence[int], num_ws: int) -> LayerGroups:
+        """Contiguous ``identity`` layers, the layers before them coarse and those after them fine."""
+        ids = tuple(sorted(identity))
+        if not ids or ids != tuple(range(ids[0], ids[-1] + 1)) or ids[0] < 0 or ids[-1] >= num_ws:
+            raise ConfigError(
+                f"identity layers {list(identity)} must be a contiguous run within 0..{num_ws - 1}"
+            )
+        return cls(num_ws, tuple(range(ids[0])), ids, tuple(range(ids[-1] + 1, num_ws)))
 
     def indices(self, names: tuple[str, ...] | list[str]) -> tuple[int, ...]:
         out: list[int] = []
@@ -55,8 +68,12 @@ def auto_groups(num_ws: int) -> LayerGroups:
     )
 
 
-def resolve_groups(cfg: LayerGroupsConfig, num_ws: int) -> LayerGroups:
-    auto = auto_groups(num_ws)
+def resolve_groups(cfg: LayerGroupsConfig, num_ws: int, measured: LayerGroups | None = None) -> LayerGroups:
+    """The groups of ``cfg``; a group written ``auto`` comes from ``measured`` (a generator's own
+    split, from its model card) when given, else from the resolution rule."""
+    if measured is not None and measured.num_ws != num_ws:
+        raise ConfigError(f"the generator's layer groups cover {measured.num_ws} W+ layers, not {num_ws}")
+    auto = measured or auto_groups(num_ws)
     groups = {
         name: (getattr(auto, name) if getattr(cfg, name) == "auto" else tuple(getattr(cfg, name)))
         for name in GROUP_NAMES
@@ -70,3 +87,9 @@ def resolve_groups(cfg: LayerGroupsConfig, num_ws: int) -> LayerGroups:
     if not groups["identity"]:
         raise ConfigError("layers.identity is empty: there would be nothing to mix")
     return LayerGroups(num_ws=num_ws, **groups)
+
+
+def resolve_groups_for(cfg: LayerGroupsConfig, generator: Generator) -> LayerGroups:
+    """:func:`resolve_groups` for ``generator``, whose ``layer_groups`` (when it has one: a shipped
+    prior's measured split) stands in for the rule under ``auto``."""
+    return resolve_groups(cfg, generator.num_ws, getattr(generator, "layer_groups", None))

@@ -55,7 +55,7 @@ from fam.faces.imageio import load_face, png_bytes, to_uint8
 from fam.groups import plan_batches
 from fam.io_utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from fam.keys import Key, key_latent
-from fam.layers import LayerGroups, resolve_groups
+from fam.layers import LayerGroups, resolve_groups_for
 from fam.models.factory import ModelBundle, build_models
 from fam.optimise import ViewBatch, protect_views
 from fam.outdir import STATE_DIR, entries, make_dir, output_lock, remove_stale_temps
@@ -283,7 +283,7 @@ def plan_protect(
     models = models or build_models(params.models, engine.device)
     gen = models.generator
     params = resolve_margin(params, gen.resolution)
-    groups = resolve_groups(params.layers, gen.num_ws)
+    groups = resolve_groups_for(params.layers, gen)
 
     people, rejects = scan_aligned(aligned_dir, persons)
     people, more = validate_people(people, gen.resolution)

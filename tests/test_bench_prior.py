@@ -316,12 +316,16 @@ def test_scan_windows_are_every_contiguous_run_short_of_all_layers() -> None:
     assert len(windows(10)) == 44  # lengths 2..9: 9 + 8 + ... + 2 windows
 
 
-def test_scan_groups_put_the_window_between_coarse_and_fine() -> None:
-    from benchmarks.scan_identity_layers import groups_for
+def test_layer_groups_around_a_window_put_it_between_coarse_and_fine() -> None:
+    from fam.errors import ConfigError
+    from fam.layers import LayerGroups
 
-    g = groups_for((2, 3, 4), 8)
+    g = LayerGroups.around((2, 3, 4), 8)
     assert (g.coarse, g.identity, g.fine) == ((0, 1), (2, 3, 4), (5, 6, 7))
-    assert groups_for((0, 1), 4).coarse == ()
+    assert LayerGroups.around((0, 1), 4).coarse == ()
+    for bad in ((), (1, 3), (6, 7, 8)):  # empty, a gap, past the last layer
+        with pytest.raises(ConfigError, match=r"contiguous run within 0\.\.7"):
+            LayerGroups.around(bad, 8)
 
 
 def test_scan_chooses_the_fewest_layers_near_the_best_within_the_shift() -> None:

@@ -272,7 +272,7 @@ def test_ship_prior_writes_a_card_the_catalog_reads_and_the_generator_loads(tmp_
     from fam.errors import OutputExistsError
     from fam.io_utils import sha256_file
     from fam.models.stylegan2 import load_generator_file
-    from fam.training.ship import parse_gate_line, ship_prior
+    from fam.training.ship import parse_gate_line, parse_layers_line, ship_prior
     from fam.weights_catalog import shipped_model_entries
 
     cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
@@ -281,12 +281,22 @@ def test_ship_prior_writes_a_card_the_catalog_reads_and_the_generator_loads(tmp_
     trainer.write_lifeboat(tmp_path / "exp")
     gates = parse_gate_line("fid=40.3 face_rate=1.000 distinct=0.118 memorised=0.000 inv_match=nan")
     assets = tmp_path / "assets"
-    card_file = ship_prior(tmp_path / "exp", "tiny-prior", gates, data={"images": 12}, assets=assets)
+    scanned = "identity_layers=0,1,2 swap_change=0.4 swap_distinct=0.3 landmark_shift_px=1"
+    layers, scan = parse_layers_line(scanned)
+    card_file = ship_prior(
+        tmp_path / "exp", "tiny-prior", gates, layers, layer_scan=scan, data={"images": 12}, assets=assets
+    )
     card = json.loads(card_file.read_text())
     shipped = assets / "tiny-prior.pt"
     assert card["sha256"] == sha256_file(shipped) == sha256_file(tmp_path / "exp" / "prior.pt")
     assert card["gates"]["distinct"] == 0.118 and card["gates"]["inv_match"] is None  # nan: not measured
     assert card["architecture"]["resolution"] == 32 and card["images_seen"] == 4
+    assert card["layers"] == {
+        "coarse": [],
+        "identity": [0, 1, 2],
+        "fine": [3, 4, 5, 6, 7],  # 32 px: 8 W+ layers
+        "scan": {"swap_change": 0.4, "swap_distinct": 0.3, "landmark_shift_px": 1.0},
+    }
     (entry,) = shipped_model_entries(assets)
     assert (entry.name, entry.source, entry.location) == (
         "tiny-prior",
@@ -296,21 +306,30 @@ def test_ship_prior_writes_a_card_the_catalog_reads_and_the_generator_loads(tmp_
     gen = load_generator_file(shipped, card["sha256"])
     ws = trainer.G_ema.w_avg.expand(1, gen.num_ws, -1)
     assert torch.allclose(gen.synthesis(ws), trainer.G_ema.synthesis(ws), atol=0.05)  # fp16 weights
-    # shipping the same bytes again is a no-op; other weights under that name need --replace
-    ship_prior(tmp_path / "exp", "tiny-prior", gates, assets=assets)
+    # shipping the same bytes and split again is a no-op; another split or other weights need --replace
+    ship_prior(tmp_path / "exp", "tiny-prior", gates, layers, assets=assets)
+    with pytest.raises(OutputExistsError, match=r"identity layers \[0, 1, 2\], not \[0, 1\]"):
+        ship_prior(tmp_path / "exp", "tiny-prior", gates, [0, 1], assets=assets)
     trainer.train_step()
     trainer.write_lifeboat(tmp_path / "exp")
     with pytest.raises(OutputExistsError, match="--replace"):
-        ship_prior(tmp_path / "exp", "tiny-prior", gates, assets=assets)
+        ship_prior(tmp_path / "exp", "tiny-prior", gates, layers, assets=assets)
     assert sha256_file(shipped) == card["sha256"]  # nothing was overwritten
+    assert json.loads(card_file.read_text())["layers"]["identity"] == [0, 1, 2]
     with pytest.raises(InputError, match="name=value"):
         parse_gate_line("fid 40")
     with pytest.raises(InputError, match="letters, digits and dashes"):
-        ship_prior(tmp_path / "exp", "../x", gates, assets=assets)
+        ship_prior(tmp_path / "exp", "../x", gates, layers, assets=assets)
+    with pytest.raises(InputError, match=r"contiguous run within 0\.\.7"):
+        ship_prior(tmp_path / "exp", "other", gates, [0, 2], assets=assets)
+    with pytest.raises(InputError, match="chose no layers"):
+        parse_layers_line("identity_layers=none swap_change=nan swap_distinct=nan landmark_shift_px=nan")
 
 
 def test_a_shipped_generator_loads_by_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fam import weights
+    from fam.config import parse_params
+    from fam.layers import resolve_groups_for
     from fam.models import stylegan2
     from fam.registry import Registry
     from fam.training.ship import ship_prior
@@ -318,7 +337,7 @@ def test_a_shipped_generator_loads_by_its_name(tmp_path: Path, monkeypatch: pyte
 
     trainer = PriorTrainer(tiny_prior_cfg(), random_faces(), torch.device("cpu"))
     trainer.write_lifeboat(tmp_path / "exp")
-    ship_prior(tmp_path / "exp", "tiny-prior", {"fid": 99.0}, assets=tmp_path / "models")
+    ship_prior(tmp_path / "exp", "tiny-prior", {"fid": 99.0}, [1, 2, 3], assets=tmp_path / "models")
     (entry,) = shipped_model_entries(tmp_path / "models")
     registry = Registry[weights.WeightEntry]("model file", error=weights.MissingWeightsError)
     for e in [*weights.entries(), entry]:
@@ -332,6 +351,14 @@ def test_a_shipped_generator_loads_by_its_name(tmp_path: Path, monkeypatch: pyte
     spec = ModelSpec("stylegan2", {"weights": "tiny-prior", "resolution": 32})
     gen = factory.build("generator", spec, factory.BuildContext(torch.device("cpu")))
     assert gen.resolution == 32 and entry.sha256 in gen.generator_id
+    # its card's measured split is what `layers: auto` means for it, and it is part of its identity
+    assert gen.layer_groups.identity == (1, 2, 3) and gen.generator_id.endswith(":identity1-3")
+    groups = resolve_groups_for(parse_params({}).layers, gen)
+    assert (groups.coarse, groups.identity, groups.fine) == ((0,), (1, 2, 3), (4, 5, 6, 7))
+    explicit = parse_params({"layers": {"coarse": [0, 1], "identity": [2, 3, 4], "fine": [5, 6, 7]}})
+    assert resolve_groups_for(explicit.layers, gen).identity == (2, 3, 4)  # written lists still win
+    plain = stylegan2.load_generator_file(tmp_path / "models" / "tiny-prior.pt", entry.sha256)
+    assert plain.layer_groups is None  # loaded by path: no card is consulted, the rule applies
     bad = ModelSpec("stylegan2", {"weights": "tiny-prior", "sha256": "0" * 64})
     with pytest.raises(weights.MissingWeightsError, match="expected 000000"):
         factory.build("generator", bad, factory.BuildContext(torch.device("cpu")))
@@ -344,9 +371,14 @@ def test_cli_ship_prior_refuses_an_empty_gates_file_and_a_missing_pack(tmp_path:
 
     PriorTrainer(tiny_prior_cfg(), random_faces(), torch.device("cpu")).write_lifeboat(tmp_path / "exp")
     (tmp_path / "gates.txt").write_text("\n")
+    (tmp_path / "layers.txt").write_text("identity_layers=0,1 swap_change=0.5\n")
     args = ["ship-prior", "--export", str(tmp_path / "exp"), "--gates", str(tmp_path / "gates.txt")]
+    args += ["--layers", str(tmp_path / "layers.txt")]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code != 0 and "is empty" in res.output and "bench_prior" in res.output
     (tmp_path / "gates.txt").write_text("fid=50.0\n")
     res = CliRunner().invoke(cli, [*args, "--data", str(tmp_path / "none.npz")])
     assert res.exit_code != 0 and "pack_dataset" in res.output, res.output
+    (tmp_path / "layers.txt").write_text("")
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and "scan_identity_layers" in res.output, res.output

@@ -89,21 +89,42 @@ def train_encoder(data, out, resume, export, kimg, minutes, dry_run, prior, para
     required=True,
     help="Output of benchmarks/bench_prior.py on this export (its last line is read).",
 )
+@click.option(
+    "--layers",
+    "layers_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Output of benchmarks/scan_identity_layers.py on this export (its last line is read).",
+)
 @click.option("--data", type=_PATH, default=None, help="The pack it trained on (its meta goes on the card).")
 @click.option("--replace", is_flag=True, help="Supersede a shipped model of the same name.")
-def ship_prior(export_dir: Path, name: str, gates_file: Path, data: Path | None, replace: bool) -> None:
+def ship_prior(
+    export_dir: Path, name: str, gates_file: Path, layers_file: Path, data: Path | None, replace: bool
+) -> None:
     """Ship a trained prior inside the package (fam/assets/models/) with its model card."""
     from fam.training.pack import pack_meta
-    from fam.training.ship import parse_gate_line, ship_prior
+    from fam.training.ship import parse_gate_line, parse_layers_line, ship_prior
 
-    lines = [line for line in gates_file.read_text().splitlines() if line.strip()]
-    if not lines:
-        raise click.UsageError(
-            f"{gates_file} is empty: give the saved output of "
-            f"`python -m benchmarks.bench_prior --prior {export_dir}`"
-        )
-    gates = parse_gate_line(lines[-1])
-    card = ship_prior(export_dir, name, gates, data=pack_meta(data) if data else None, replace=replace)
+    gates = parse_gate_line(_last_line(gates_file, f"python -m benchmarks.bench_prior --prior {export_dir}"))
+    layers, scan = parse_layers_line(
+        _last_line(layers_file, f"python -m benchmarks.scan_identity_layers --prior {export_dir}")
+    )
+    card = ship_prior(
+        export_dir,
+        name,
+        gates,
+        layers,
+        layer_scan=scan,
+        data=pack_meta(data) if data else None,
+        replace=replace,
+    )
     click.echo(
         f"shipped {name}: {card.with_suffix('.pt')} (card {card}); use models.generator.weights: {name}"
     )
+
+
+def _last_line(file: Path, made_by: str) -> str:
+    lines = [line for line in file.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise click.UsageError(f"{file} is empty: give the saved output of `{made_by}`")
+    return lines[-1]

@@ -187,11 +187,11 @@ def split_people(persons: Sequence[str], train_fraction: float) -> tuple[list[in
     return train, held
 
 
-def key_layers(params: Params, num_ws: int) -> tuple[int, ...]:
+def key_layers(params: Params, generator: Generator) -> tuple[int, ...]:
     """W+ layers the key supplies in the mixing."""
-    from fam.layers import resolve_groups
+    from fam.layers import resolve_groups_for
 
-    groups = resolve_groups(params.layers, num_ws)
+    groups = resolve_groups_for(params.layers, generator)
     # paper eq. 1: the key supplies the identity layers; authors' code: the coarse ones
     return groups.coarse if params.mixing.mode == "authors_code" else groups.identity
 
@@ -208,7 +208,7 @@ def run_latent_replacement(ctx: EvaluationContext, train: list[int], held: list[
     ctx.say(f"[evaluate] latent-replacement attack on {len(idx)} held-out images")
     key_ws = key_latent(ctx.key, generator, ctx.params.key.truncation_psi)
     prot = torch.stack([load_face(rel.items[i].protected, generator.resolution) for i in idx])
-    layers = key_layers(ctx.params, generator.num_ws)
+    layers = key_layers(ctx.params, generator)
     recs = [
         latent_replacement(prot[i : i + cfg.embed_batch], inverter, generator, key_ws, layers)
         for i in range(0, len(prot), cfg.embed_batch)
@@ -269,7 +269,7 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
     from fam.evaluate.stolen_key import MethodModels, stolen_key_attack
     from fam.faces.imageio import load_face
     from fam.keys import key_latent
-    from fam.layers import resolve_groups
+    from fam.layers import resolve_groups_for
 
     assert ctx.key is not None, "plan_evaluation refuses the stolen-key attack without a key"
     cfg, rel = ctx.cfg.stolen_key, ctx.release
@@ -283,7 +283,7 @@ def run_stolen_key(ctx: EvaluationContext, train: list[int], held: list[int]) ->
         generator,
         _method_model(ctx, "identity", method.models.identity),
         _method_model(ctx, "attribute", method.models.attribute),
-        resolve_groups(method.layers, generator.num_ws),
+        resolve_groups_for(method.layers, generator),
         method.mixing,
         method.optimise,
     )

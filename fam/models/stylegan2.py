@@ -29,8 +29,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from fam.errors import ConfigError, InputError
+from fam.layers import LayerGroups
 from fam.weights import WEIGHTS, resolve
 from fam.weights import get as weight_entry
+from fam.weights_catalog import read_model_card
 
 BLUR_KERNEL = (1, 3, 3, 1)
 SQRT2 = math.sqrt(2.0)
@@ -415,6 +417,9 @@ class StyleGAN2Generator(nn.Module):
             self.noises.register_buffer(f"noise_{i}", noise)
         # Not part of the official state dict: it comes from the file's latent_avg or is estimated.
         self.register_buffer("latent_avg", torch.zeros(config.style_dim), persistent=False)
+        # Where this generator holds identity, as measured for a shipped prior (its model card);
+        # None: `layers: auto` follows the resolution rule of fam.layers.
+        self.layer_groups: LayerGroups | None = None
 
     @property
     def w_avg(self) -> torch.Tensor:
@@ -627,7 +632,8 @@ def load_generator_file(path: str | Path, sha256: str | None) -> StyleGAN2Genera
 
     ``path`` is a file, or the name of a generator the project ships (``fam models`` lists them;
     its catalog entry pins the hash, so ``sha256`` may be left out)."""
-    if isinstance(path, str) and path in WEIGHTS and weight_entry(path).source == "project":
+    shipped = isinstance(path, str) and path in WEIGHTS and weight_entry(path).source == "project"
+    if shipped:
         file = resolve(path, sha256=sha256)
         digest = str(sha256 or weight_entry(path).sha256).lower()
     else:
@@ -636,7 +642,25 @@ def load_generator_file(path: str | Path, sha256: str | None) -> StyleGAN2Genera
     sd, latent_avg = generator_state_from_checkpoint(read_checkpoint(file), str(file))
     config = config_from_state_dict(sd, str(file))
     generator_id = f"stylegan2-{config.resolution}:sha256:{digest}"
-    return generator_from_state_dict(sd, latent_avg, str(file), generator_id)
+    gen = generator_from_state_dict(sd, latent_avg, str(file), generator_id)
+    card = file.with_suffix(".json")
+    if shipped and card.is_file():
+        gen.layer_groups = card_layer_groups(read_model_card(card), gen.num_ws, card)
+        if gen.layer_groups is not None:  # the split decides the outputs as much as the weights do
+            ids = gen.layer_groups.identity
+            gen.generator_id += f":identity{ids[0]}-{ids[-1]}"
+    return gen
+
+
+def card_layer_groups(card: Mapping[str, Any], num_ws: int, where: Path) -> LayerGroups | None:
+    """The identity layers measured for a shipped prior (``layers`` on its card), or None."""
+    layers = card.get("layers")
+    if layers is None:
+        return None
+    try:
+        return LayerGroups.around(layers["identity"], num_ws)
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise InputError(f"model card {where}: its layers entry is not a measured split ({exc})") from exc
 
 
 # --------------------------------------------------------------------------------------------
