@@ -713,6 +713,8 @@ def _check_same_inversion(
         choices = ResolvedSettings.read(out_dir).choices
         before |= {"precision": choices.get("precision"), "modulation path": choices.get("modconv")}
         now |= {"precision": engine.precision, "modulation path": engine.modconv}
+        if "threads" in choices:  # recorded since 2026-12-02
+            before["thread count"], now["thread count"] = choices["threads"], torch.get_num_threads()
     for what in now:
         if before[what] != now[what]:
             raise OutputExistsError(
@@ -772,8 +774,15 @@ def _invert_locked(plan: InvertPlan, progress: bool) -> Path:
     target, params, people, engine, models = plan.target, plan.params, plan.people, plan.engine, plan.models
     device, gen = engine.device, models.generator
     engine.prepare(gen)
+    # The projection's latents depend on the thread count too (float sums split across threads
+    # in another order, amplified by its Adam steps): docs/runtime.md, "Threads".
     ResolvedSettings.of(
-        "invert", params, device=str(device), precision=engine.precision, modconv=engine.modconv
+        "invert",
+        params,
+        device=str(device),
+        precision=engine.precision,
+        modconv=engine.modconv,
+        threads=torch.get_num_threads(),
     ).write(target.parent)
     files = [f for p in people for f in p.files]
     paths = [str(f.path) for f in files]

@@ -104,3 +104,13 @@ def test_cli_invert_resume(face_folder, tmp_path):
     res = CliRunner().invoke(cli, [*args, "--resume", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "6 images, 5 of them kept from the previous run" in res.stdout
+
+
+def test_resume_refuses_another_thread_count(face_folder, tiny_params, tmp_path, monkeypatch):
+    # the projection's latents depend on the thread count, so a resumed run must not mix two
+    out = tmp_path / "inv"
+    invert_dataset(face_folder, out, tiny_params, persons=["Alice"], progress=False)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    with pytest.raises(OutputExistsError, match=rf"another thread count \({threads}, now {threads + 1}\)"):
+        plan_invert(face_folder, out, tiny_params, resume=True)
