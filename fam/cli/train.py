@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -14,6 +16,7 @@ from fam.config import _to_plain
 from fam.models.factory import resolve_device
 
 _PATH = click.Path(path_type=Path)
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def _common(func):  # type: ignore[no-untyped-def]
@@ -79,23 +82,22 @@ def train_encoder(data, out, resume, export, kimg, minutes, dry_run, prior, para
     click.echo(json.dumps(summary))
 
 
+def _measured_by(flag: str, dest: str, script: str) -> Callable[[F], F]:
+    """A required option naming the saved output of a benchmark script on the export."""
+    return click.option(
+        flag,
+        dest,
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        required=True,
+        help=f"Output of benchmarks/{script} on this export (its last line is read).",
+    )
+
+
 @click.command("ship-prior")
 @click.option("--export", "export_dir", type=_PATH, required=True, help="Export folder of `fam train-prior`.")
 @click.option("--name", default="fam-prior-64", show_default=True, help="Registry name (and file name).")
-@click.option(
-    "--gates",
-    "gates_file",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    required=True,
-    help="Output of benchmarks/bench_prior.py on this export (its last line is read).",
-)
-@click.option(
-    "--layers",
-    "layers_file",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    required=True,
-    help="Output of benchmarks/scan_identity_layers.py on this export (its last line is read).",
-)
+@_measured_by("--gates", "gates_file", "bench_prior.py")
+@_measured_by("--layers", "layers_file", "scan_identity_layers.py")
 @click.option("--data", type=_PATH, default=None, help="The pack it trained on (its meta goes on the card).")
 @click.option("--replace", is_flag=True, help="Supersede a shipped model of the same name.")
 def ship_prior(
