@@ -660,7 +660,10 @@ def card_layer_groups(card: Mapping[str, Any], num_ws: int, where: Path) -> Laye
     try:
         return LayerGroups.around(layers["identity"], num_ws)
     except (KeyError, TypeError, ConfigError) as exc:
-        raise InputError(f"model card {where}: its layers entry is not a measured split ({exc})") from exc
+        raise InputError(
+            f"model card {where}: its layers entry is not a measured split ({exc}); ship the prior again "
+            "with `fam ship-prior --layers` (the output of benchmarks/scan_identity_layers.py) and --replace"
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------
