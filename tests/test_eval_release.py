@@ -118,6 +118,32 @@ def test_thresholds_json_is_reused_and_checked_for_overlap(setup: dict, tmp_path
         )
 
 
+def test_thresholds_and_attacks_do_not_depend_on_the_thread_count(setup: dict, tmp_path: Path) -> None:
+    # they run side by side, every op on one thread (fam.runtime.run_side_by_side), whatever
+    # runtime.threads is; the fixture ran with the default (the physical cores)
+    params = setup["params"].replace({"runtime.threads": 1, "evaluate.grid_rows": 0})
+    gen = TinyGenerator()
+    one = evaluate_release(
+        setup["aligned"],
+        setup["tmp"] / "rel1",
+        tmp_path / "e",
+        params,
+        release2_dir=setup["tmp"] / "rel2",
+        thresholds_from=setup["tmp"] / "impostors",
+        recognizers=[TinyRecognizer()],
+        models=(gen, TinyInverter(gen)),
+        progress=False,
+    )
+    first = setup["result"]
+    assert (tmp_path / "e/thresholds.json").read_bytes() == (first.out_dir / "thresholds.json").read_bytes()
+    attack_metrics = [k for k in first.metrics if "noninvert" in k]
+    assert len(attack_metrics) >= 4
+    assert {k: one.metrics[k] for k in attack_metrics} == {k: first.metrics[k] for k in attack_metrics}
+    assert [n for n in one.notes if n.startswith("mapper")] == [
+        n for n in first.notes if n.startswith("mapper")
+    ]
+
+
 def test_too_few_impostor_pairs_is_an_error(setup: dict, tmp_path: Path) -> None:
     from fam.errors import InputError
 
@@ -143,6 +169,7 @@ def test_mapper_trains_and_reduces_its_loss() -> None:
     net, losses = train_mapper(prot, orig, steps=30, lr=0.01, batch=4, channels=4, seed=0)
     assert len(losses) == 30 and np.mean(losses[-5:]) < np.mean(losses[:5])
     assert apply_mapper(net, prot).shape == orig.shape
+    torch.manual_seed(1234)  # the global RNG plays no part: the attack may run beside other work
     _, losses2 = train_mapper(prot, orig, steps=30, lr=0.01, batch=4, channels=4, seed=0)
     assert losses2 == losses  # deterministic for a seed
 

@@ -146,3 +146,39 @@ def test_cpu_list_sizes() -> None:
 
 def test_physical_cores_is_positive() -> None:
     assert 1 <= runtime.physical_cores() <= (torch.get_num_threads() * 4 + 64)
+
+
+def _conv_task(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x, w = torch.randn(4, 16, 32, 32, generator=g), torch.randn(16, 16, 3, 3, generator=g)
+    assert torch.get_num_threads() == 1 and runtime.apply_threads(0) == 1  # pinned: left alone
+    return torch.nn.functional.conv2d(x, w, padding=1)
+
+
+def test_side_by_side_results_do_not_depend_on_the_worker_count() -> None:
+    before = torch.get_num_threads()
+    tasks = {f"t{s}": (lambda s=s: _conv_task(s)) for s in range(4)}
+    alone = runtime.run_side_by_side(tasks, workers=1)
+    beside = runtime.run_side_by_side(tasks, workers=3)
+    assert list(beside) == list(tasks)  # by name, in the tasks' order
+    assert all(torch.equal(alone[k], beside[k]) for k in tasks)
+    assert torch.get_num_threads() == before  # threads restored, runtime.threads applies again
+    assert runtime.apply_threads(1) == 1 and runtime.apply_threads(before) == before
+
+
+def test_side_by_side_raises_a_task_error_and_releases_the_pin() -> None:
+    before = torch.get_num_threads()
+
+    def fails() -> None:
+        raise ValueError("task failed")
+
+    with pytest.raises(ValueError, match="task failed"):
+        runtime.run_side_by_side({"slow": lambda: _conv_task(0), "bad": fails}, workers=2)
+    assert torch.get_num_threads() == before and runtime._pinned_threads is None
+    with (
+        runtime.pinned_threads(1),
+        pytest.raises(RuntimeError, match="do not nest"),
+        runtime.pinned_threads(1),
+    ):
+        pass
+    assert torch.get_num_threads() == before

@@ -19,6 +19,7 @@ evaluation context; :func:`run_attacks` runs the configured ones once per evalua
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -118,9 +119,8 @@ def train_mapper(
         raise ValueError(
             f"need equal, non-empty pair tensors, got {tuple(protected.shape)} / {tuple(original.shape)}"
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = MapperNet(channels)
+    net = MapperNet(channels)
+    _seeded_init(net, seed)
     engine = engine or Engine(protected.device)
     rng = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -144,6 +144,20 @@ def train_mapper(
         opt.step()
         losses.append(loss.item())
     return net.eval().requires_grad_(False), losses
+
+
+@torch.no_grad()
+def _seeded_init(net: nn.Module, seed: int) -> None:
+    """PyTorch's default initialisation of every convolution, drawn from a private generator: the
+    global RNG is shared with whatever runs beside the attack (fam.runtime.run_side_by_side)."""
+    rng = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=rng)
+            if m.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(m.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(m.bias, -bound, bound, generator=rng)
 
 
 @torch.no_grad()
@@ -341,20 +355,54 @@ ATTACKS.register("mapper", run_mapper)
 ATTACKS.register("stolen_key", run_stolen_key)
 
 
-def run_attacks(ctx: EvaluationContext) -> tuple[dict[str, Reconstruction], list[str]]:
-    """The reconstructions of every attack of ``evaluate.attacks`` (by name), and notes."""
-    out: dict[str, Reconstruction] = {}
-    notes: list[str] = []
-    if not ctx.cfg.attacks:
-        return out, notes
+# Attacks that drive the method's generator and inverter (shared, built once per evaluation) run
+# one after the other in one task; the mapper builds its own identity model and runs beside them.
+SHARED_MODEL_ATTACKS = KEY_ATTACKS
+
+AttackResults = dict[str, "Reconstruction | str"]
+
+
+def attack_tasks(ctx: EvaluationContext) -> dict[str, Callable[[], AttackResults]]:
+    """The configured attacks as independent tasks (:func:`fam.runtime.run_side_by_side`), each
+    returning ``{attack: reconstruction or why not run}``; the longest (the mapper's) first."""
+    names = list(ctx.cfg.attacks)
+    if not names:
+        return {}
     train, held = split_people(ctx.persons, ctx.cfg.mapper.train_fraction)
     if not held:
-        return out, ["attacks: every person fell into the mapper's training split; no held-out people"]
+        return {}
+
+    def task(group: list[str]) -> Callable[[], AttackResults]:
+        return lambda: {name: ATTACKS.get(name)(ctx, train, held) for name in group}
+
+    shared = [n for n in names if n in SHARED_MODEL_ATTACKS]
+    alone = [n for n in names if n not in SHARED_MODEL_ATTACKS]
+    tasks = {f"attack:{n}": task([n]) for n in alone}
+    if shared:
+        tasks["attack:" + "+".join(shared)] = task(shared)
+    return tasks
+
+
+def collect_attacks(
+    ctx: EvaluationContext, results: Sequence[AttackResults]
+) -> tuple[dict[str, Reconstruction], list[str]]:
+    """Reconstructions and notes from :func:`attack_tasks`' results, in ``evaluate.attacks`` order."""
+    if ctx.cfg.attacks and not split_people(ctx.persons, ctx.cfg.mapper.train_fraction)[1]:
+        return {}, ["attacks: every person fell into the mapper's training split; no held-out people"]
+    merged: AttackResults = {k: v for r in results for k, v in r.items()}
+    out: dict[str, Reconstruction] = {}
+    notes: list[str] = []
     for name in ctx.cfg.attacks:
-        result = ATTACKS.get(name)(ctx, train, held)
+        result = merged[name]
         if isinstance(result, str):
             notes.append(result)
         else:
             out[name] = result
             notes.extend(result.notes)
     return out, notes
+
+
+def run_attacks(ctx: EvaluationContext) -> tuple[dict[str, Reconstruction], list[str]]:
+    """The reconstructions of every attack of ``evaluate.attacks`` (by name), and notes: the
+    tasks of :func:`attack_tasks` one after the other."""
+    return collect_attacks(ctx, [task() for task in attack_tasks(ctx).values()])

@@ -196,6 +196,12 @@ class EvaluationContext:
             self._reconstructions, self._attack_notes = run_attacks(self)
         return self._reconstructions
 
+    def adopt_attacks(self, reconstructions: dict[str, Reconstruction], notes: list[str]) -> None:
+        """Take the attacks' results computed elsewhere (the runner runs them beside the thresholds)."""
+        if self._reconstructions is not None:
+            raise ValueError("the attacks of this evaluation have already run")
+        self._reconstructions, self._attack_notes = reconstructions, list(notes)
+
     @property
     def attack_notes(self) -> list[str]:
         self.reconstructions()

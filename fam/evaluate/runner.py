@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -26,7 +28,7 @@ from fam.evaluate import metrics as metric_registry
 from fam.evaluate import plots, report
 from fam.evaluate import thresholds as thr
 from fam.evaluate.attacks import KEY_ATTACKS, split_people
-from fam.evaluate.context import EvaluationContext, build_models
+from fam.evaluate.context import EvaluationContext, EvaluationOutput, build_models
 from fam.evaluate.images import (
     FaceImage,
     Release,
@@ -42,6 +44,7 @@ from fam.faces.imageio import load_face
 from fam.interfaces import FaceRecognizer, Generator, Inverter
 from fam.io_utils import atomic_write_text
 from fam.keys import Key
+from fam.runtime import apply_threads, run_side_by_side
 
 
 @dataclass
@@ -226,8 +229,6 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
         f"[evaluate] {len(rel1.items)} protected images of {len(set(rel1.persons))} people; "
         f"evaluators {names}"
     )
-    sets = _thresholds(cfg, plan.recognizers, plan.thresholds, plan.score_size, say)
-    thr.save(out / "thresholds.json", sets)
     lit = {
         n: s for n in names if cfg.literature_thresholds and (s := thr.literature(n, cfg.fmrs)) is not None
     }
@@ -245,19 +246,23 @@ def run_evaluation(plan: EvaluationPlan, *, progress: bool = True) -> Evaluation
         key_releases=plan.key_releases,
         naive=plan.naive,
         recognizers=plan.recognizers,
-        thresholds=sets,
+        thresholds={},  # computed below, beside the attacks, which do not read them
         literature=lit,
         key=plan.key,
         models=plan.models,
         score_size=plan.score_size,
         say=say,
     )
+    evaluations = metric_registry.ordered()
+    ctx, sets, early = _side_by_side(ctx, plan, [(n, e) for n, e in evaluations if e.standalone], say)
+    thr.save(out / "thresholds.json", sets)
     values: dict[str, tuple[float, Family]] = {}
     sections: list[str] = []
-    for name, evaluation in metric_registry.ordered():
+    for name, evaluation in evaluations:
         started = time.perf_counter()
-        result = evaluation.run(ctx)
-        say(f"[evaluate] {name}: {len(result.values)} metrics in {time.perf_counter() - started:.0f} s")
+        result = early[name] if name in early else evaluation.run(ctx)
+        if name not in early:
+            say(f"[evaluate] {name}: {len(result.values)} metrics in {time.perf_counter() - started:.0f} s")
         taken = values.keys() & result.values.keys()
         if taken:
             raise ValueError(f"evaluation {name!r} computes metrics another one computed: {sorted(taken)}")
@@ -327,6 +332,51 @@ def _threshold_source(
             "an earlier evaluation (`fam evaluate --thresholds-from`, flow parameter thresholds_from)"
         )
     return ThresholdSource(root, None, tuple(chosen))
+
+
+def _side_by_side(
+    ctx: EvaluationContext,
+    plan: EvaluationPlan,
+    standalone: list[tuple[str, metric_registry.Evaluation]],
+    say: Callable[..., None],
+) -> tuple[EvaluationContext, dict[str, thr.EvaluatorThresholds], dict[str, EvaluationOutput]]:
+    """The thresholds, the attacks and the standalone evaluations (FID): independent of each other
+    and most of an evaluation's CPU time, run side by side on the physical cores with every op on
+    one thread (:func:`fam.runtime.run_side_by_side`; measured in docs/evaluation.md). Returns the
+    context with the thresholds and attacks in it, the thresholds and each standalone output."""
+    from fam.evaluate.attacks import AttackResults, attack_tasks, collect_attacks
+    from fam.models.factory import resolve_device
+
+    runtime = plan.params.runtime
+    workers = apply_threads(runtime.threads) if resolve_device(runtime.device).type == "cpu" else 1
+    tasks: dict[str, Callable[[], object]] = dict(attack_tasks(ctx))  # the longest first
+    tasks["thresholds"] = lambda: _thresholds(
+        plan.params.evaluate, plan.recognizers, plan.thresholds, plan.score_size, say
+    )
+    # a standalone evaluation reads no threshold nor attack: the context as it is now serves it
+    tasks |= {f"evaluation:{name}": partial(e.run, ctx) for name, e in standalone}
+    taken: dict[str, float] = {}
+
+    def timed(name: str, task: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            started = time.perf_counter()
+            result = task()
+            taken[name] = time.perf_counter() - started
+            return result
+
+        return run
+
+    started = time.perf_counter()
+    done = run_side_by_side({name: timed(name, task) for name, task in tasks.items()}, workers)
+    say(
+        f"[evaluate] {', '.join(f'{n} {taken[n]:.0f} s' for n in tasks)}: "
+        f"{time.perf_counter() - started:.0f} s on {workers} thread{'s' if workers > 1 else ''} side by side"
+    )
+    sets = cast(dict[str, thr.EvaluatorThresholds], done.pop("thresholds"))
+    early = {name: cast(EvaluationOutput, done.pop(f"evaluation:{name}")) for name, _ in standalone}
+    ctx = replace(ctx, thresholds=sets)
+    ctx.adopt_attacks(*collect_attacks(ctx, cast(list[AttackResults], list(done.values()))))
+    return ctx, sets, early
 
 
 def _thresholds(

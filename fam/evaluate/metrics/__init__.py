@@ -22,6 +22,9 @@ from fam.registry import Registry
 class Evaluation:
     order: int  # position of its section in report.md, lower first (ties: by name)
     run: Callable[[EvaluationContext], EvaluationOutput]
+    # reads neither the thresholds nor the attacks nor the context's shared embeddings, so it may
+    # run beside them on its own thread (fam.evaluate.runner); its output is the same either way
+    standalone: bool = False
 
 
 EVALUATIONS: Registry[Evaluation] = Registry("evaluation")

@@ -55,4 +55,4 @@ def fid(ctx: EvaluationContext) -> EvaluationOutput:
     return out
 
 
-QUALITY = Evaluation(order=50, run=fid)
+QUALITY = Evaluation(order=50, run=fid, standalone=True)
