@@ -29,13 +29,16 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from fam.errors import KeyMaterialError
-from fam.interfaces import Generator
+
+if TYPE_CHECKING:  # torch only where a latent is made: the GX stages check keys without it
+    import torch
+
+    from fam.interfaces import Generator
 
 KEY_FILE_HEADER = "fam-key v1"
 MIN_KEY_BYTES = 16  # 128 bits
@@ -236,19 +239,23 @@ def key_noise(key: Key, generator_id: str, z_dim: int) -> torch.Tensor:
     u2 = (ints[1] >> np.uint64(11)).astype(np.float64) * 2.0**-53
     radius = np.sqrt(-2.0 * np.log(u1))
     z = np.concatenate([radius * np.cos(2 * np.pi * u2), radius * np.sin(2 * np.pi * u2)])[:z_dim]
+    import torch
+
     return torch.from_numpy(z.astype(np.float32)).unsqueeze(0)
 
 
-@torch.no_grad()
 def key_latent(key: Key, generator: Generator, truncation_psi: float = 0.7) -> torch.Tensor:
     """The key face's W+ code ``[1, num_ws, w_dim]`` (psi 1 disables truncation)."""
+    import torch
+
     if not 0.0 < truncation_psi <= 1.0:
         raise KeyMaterialError(f"key.truncation_psi must be in (0, 1], got {truncation_psi}")
-    w_avg = generator.w_avg
-    z = key_noise(key, generator.generator_id, generator.z_dim).to(w_avg.device)
-    w = generator.mapping(z)
-    w = w_avg + truncation_psi * (w - w_avg)
-    return w.unsqueeze(1).repeat(1, generator.num_ws, 1)
+    with torch.no_grad():
+        w_avg = generator.w_avg
+        z = key_noise(key, generator.generator_id, generator.z_dim).to(w_avg.device)
+        w = generator.mapping(z)
+        w = w_avg + truncation_psi * (w - w_avg)
+        return w.unsqueeze(1).repeat(1, generator.num_ws, 1)
 
 
 @dataclass(frozen=True)

@@ -51,13 +51,14 @@ fam invert --input "$out/aligned" --out "$out/inversions" --resume
 impostors_pid=""
 protect_threads=()
 if [[ ! -d "$out/impostors" ]]; then
-  step "align other LFW people for the FMR thresholds -> $out/impostors (background; log: $out/impostors.log)"
+  step "choose and align other LFW people for the FMR thresholds -> $out/impostors (background; log: $out/impostors.log)"
   rm -rf "$out/impostor-input" "$out/impostors.partial"
-  python -m tasks.stages impostors --input data/lfw/images --out "$out/impostor-input"
-  (fam align --input "$out/impostor-input" --out "$out/impostors.partial" --set runtime.threads=1 &&
+  (python -m tasks.stages impostors --input data/lfw/images --out "$out/impostor-input" &&
+    fam align --input "$out/impostor-input" --out "$out/impostors.partial" --set runtime.threads=1 &&
     mv "$out/impostors.partial" "$out/impostors") >"$out/impostors.log" 2>&1 &
   impostors_pid=$!
-  trap 'kill "$impostors_pid" 2>/dev/null || true' EXIT   # an error elsewhere stops it too
+  # an error elsewhere stops it too: its running step first (killing the subshell alone leaves it)
+  trap 'pkill -P "$impostors_pid" 2>/dev/null; kill "$impostors_pid" 2>/dev/null || true' EXIT
   protect_threads=(--set runtime.threads=1)
 fi
 

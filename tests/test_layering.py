@@ -73,3 +73,15 @@ def test_the_scanner_sees_function_level_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    import mlflow\n    from tasks import lineage\n")
     assert _top(imported_names(probe)) == {"mlflow", "tasks"}
+
+
+def test_the_validation_and_report_stages_start_without_torch():
+    # the main job starts a GX or MLflow stage several times; torch's import (~1.5-2 s on 2 cores)
+    # belongs to the commands that run a network, not to the ones that check files and keys
+    import subprocess
+    import sys
+
+    modules = "tasks.stages, tasks.mlflow_lineage, fam.keys, fam.artifacts"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fam.artifacts._json import check_format, locate, missing
 from fam.errors import InputError
 from fam.io_utils import atomic_torch_save
+
+if TYPE_CHECKING:  # torch is imported where a file is read: the GX and MLflow stages never need it
+    import torch
 
 WRITTEN_BY = "`fam invert`"
 
@@ -65,6 +66,8 @@ class Inversions:
         path = locate(folder_or_path, cls.FILENAME)
         if not path.is_file():
             raise missing(path, WRITTEN_BY)
+        import torch
+
         try:
             doc = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several types for files it cannot read
