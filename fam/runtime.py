@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -193,6 +194,9 @@ def physical_cores() -> int:
 
 
 _pinned_threads: int | None = None  # set by pinned_threads(): apply_threads() leaves torch alone
+_pins = 0  # open pinned_threads() blocks (several threads of one process may hold one each)
+_previous_threads = 1  # torch's count before the first open block, restored when the last closes
+_pin_lock = threading.Lock()
 
 
 def apply_threads(threads: int) -> int:
@@ -211,18 +215,25 @@ def apply_threads(threads: int) -> int:
 def pinned_threads(count: int) -> Iterator[None]:
     """Hold torch's intra-op threads at ``count`` for the block; ``runtime.threads`` is not applied
     meanwhile. With ``count`` 1, work run side by side on Python threads executes each op on its
-    calling thread, so its results do not depend on what runs beside it (nor on the core count)."""
-    global _pinned_threads
-    if _pinned_threads is not None:
-        raise RuntimeError("pinned_threads() blocks do not nest")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    _pinned_threads = count
+    calling thread, so its results do not depend on what runs beside it (nor on the core count).
+    Blocks may nest or overlap across threads at one count; another count meanwhile is refused."""
+    global _pinned_threads, _pins, _previous_threads
+    with _pin_lock:
+        if _pinned_threads is not None and _pinned_threads != count:
+            raise RuntimeError(f"torch's threads are pinned at {_pinned_threads}; cannot pin them at {count}")
+        if _pins == 0:
+            _previous_threads = torch.get_num_threads()
+            torch.set_num_threads(count)
+            _pinned_threads = count
+        _pins += 1
     try:
         yield
     finally:
-        _pinned_threads = None
-        torch.set_num_threads(previous)
+        with _pin_lock:
+            _pins -= 1
+            if _pins == 0:
+                _pinned_threads = None
+                torch.set_num_threads(_previous_threads)
 
 
 def run_side_by_side(tasks: Mapping[str, Callable[[], T]], workers: int) -> dict[str, T]:

@@ -175,10 +175,10 @@ def test_side_by_side_raises_a_task_error_and_releases_the_pin() -> None:
     with pytest.raises(ValueError, match="task failed"):
         runtime.run_side_by_side({"slow": lambda: _conv_task(0), "bad": fails}, workers=2)
     assert torch.get_num_threads() == before and runtime._pinned_threads is None
-    with (
-        runtime.pinned_threads(1),
-        pytest.raises(RuntimeError, match="do not nest"),
-        runtime.pinned_threads(1),
-    ):
-        pass
-    assert torch.get_num_threads() == before
+    with runtime.pinned_threads(1):
+        with runtime.pinned_threads(1):  # nested (or another thread's) block at the same count
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # still inside the outer block
+        with pytest.raises(RuntimeError, match="pinned at 1"), runtime.pinned_threads(2):
+            pass
+    assert torch.get_num_threads() == before and runtime._pinned_threads is None
