@@ -13,7 +13,8 @@
    reproduces the protected images of a person.
 
 Each is registered in :data:`ATTACKS` under its ``evaluate.attacks`` name as a function of the
-evaluation context; :func:`run_attacks` runs the configured ones once per evaluation.
+evaluation context; :func:`attack_tasks` makes the configured ones independent tasks (the
+evaluation runs them beside its thresholds), :func:`run_attacks` runs them in turn.
 """
 
 from __future__ import annotations
@@ -355,10 +356,6 @@ ATTACKS.register("mapper", run_mapper)
 ATTACKS.register("stolen_key", run_stolen_key)
 
 
-# Attacks that drive the method's generator and inverter (shared, built once per evaluation) run
-# one after the other in one task; the mapper builds its own identity model and runs beside them.
-SHARED_MODEL_ATTACKS = KEY_ATTACKS
-
 AttackResults = dict[str, "Reconstruction | str"]
 
 
@@ -375,8 +372,10 @@ def attack_tasks(ctx: EvaluationContext) -> dict[str, Callable[[], AttackResults
     def task(group: list[str]) -> Callable[[], AttackResults]:
         return lambda: {name: ATTACKS.get(name)(ctx, train, held) for name in group}
 
-    shared = [n for n in names if n in SHARED_MODEL_ATTACKS]
-    alone = [n for n in names if n not in SHARED_MODEL_ATTACKS]
+    # the key attacks drive the method's generator and inverter (built once per evaluation, not
+    # safe to drive from two threads): one task runs them in turn; the mapper has its own models
+    shared = [n for n in names if n in KEY_ATTACKS]
+    alone = [n for n in names if n not in KEY_ATTACKS]
     tasks = {f"attack:{n}": task([n]) for n in alone}
     if shared:
         tasks["attack:" + "+".join(shared)] = task(shared)
