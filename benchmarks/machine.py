@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,13 +25,25 @@ from fam.runtime import Engine, cpu_capabilities
 PEAK_SHAPES = ((16, 64, 64), (16, 128, 32), (16, 256, 16))
 
 
-def training_running() -> bool:
-    """Whether a background ``fam train-prior`` shares the CPU (benchmarks run at higher priority)."""
+def training_running() -> bool | str:
+    """Whether a background ``fam train-prior`` shares the CPU (benchmarks run at higher priority);
+    ``"paused"`` when every such process is stopped (``scripts/prior_background.sh pause``)."""
     try:
         out = subprocess.run(["pgrep", "-f", "train-prior|train_prior"], capture_output=True, text=True)
     except OSError:
         return False
-    return bool(out.stdout.strip())
+    states = [s for s in map(process_state, out.stdout.split()) if s is not None]
+    if not states:
+        return False
+    return "paused" if all(s == "T" for s in states) else True
+
+
+def process_state(pid: int | str) -> str | None:
+    """The kernel's one-letter state of a process (R, S, T = stopped, ...); None once it is gone."""
+    try:  # /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces, so split after the last ')'
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def machine_line(engine: Engine) -> str:

@@ -5,6 +5,8 @@
 #   bash scripts/prior_background.sh prepare           # the 64-px pack (start runs it when missing)
 #   bash scripts/prior_background.sh status            # last log lines, kimg, images/s
 #   bash scripts/prior_background.sh stop              # clean stop: state + lifeboat + samples saved
+#   bash scripts/prior_background.sh pause | continue  # SIGSTOP / SIGCONT: a clean CPU for a benchmark
+#                                                      # (MINUTES counts wall time, paused or not)
 #   bash scripts/prior_background.sh lifeboat DIR      # copy the fp16 lifeboat (to commit) into DIR
 #
 # State lives outside the repository, in $FAM_PRIOR_HOME (default ~/.cache/fam/prior):
@@ -65,6 +67,11 @@ case "${1:-status}" in
     while pgrep -f "fam train-prior.*$home/run" >/dev/null; do sleep 2; done
     echo "stopped; $(tail -n 1 "$home/run/log.jsonl")"
     ;;
+  pause | continue)
+    signal=STOP; [[ $1 == continue ]] && signal=CONT
+    if ! pkill "-$signal" -f "fam train-prior.*$home/run"; then echo "not running"; exit 0; fi
+    echo "sent SIG$signal to the training"
+    ;;
   status)
     pgrep -fa "fam train-prior.*$home/run" || echo "not running"
     [[ -f "$home/run/log.jsonl" ]] && tail -n 3 "$home/run/log.jsonl"
@@ -79,5 +86,5 @@ case "${1:-status}" in
     if [[ -f "$home/export/log.jsonl" ]]; then cp "$home/export/log.jsonl" "$dest/"; fi
     du -sh "$dest"
     ;;
-  *) echo "usage: $0 start [MINUTES] | prepare | stop | status | lifeboat [DIR]"; exit 2 ;;
+  *) echo "usage: $0 start [MINUTES] | prepare | stop | pause | continue | status | lifeboat [DIR]"; exit 2 ;;
 esac
