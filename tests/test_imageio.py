@@ -171,3 +171,12 @@ def test_face_loader_says_why_not(tmp_path: Path) -> None:
     assert isinstance(notes, Reject) and notes.reason == NOT_AN_IMAGE
     with pytest.raises(InputError, match=r"wide\.png: not_square"):
         load_face(tmp_path / "wide.png")
+
+
+def test_png_compression_level_changes_bytes_not_pixels() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rgb[:32] = 128  # a flat half, so the zlib levels differ in size
+    fast, default = png_bytes(rgb, 1), png_bytes(rgb)
+    assert fast != default and png_bytes(rgb, 1) == fast  # deterministic per level
+    for data in (fast, default):
+        assert (np.asarray(Image.open(io.BytesIO(data))) == rgb).all()

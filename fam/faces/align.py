@@ -53,6 +53,9 @@ FACE_TOO_SMALL = "face_too_small"
 SEVERAL_FACES = "several_faces"
 
 _SUPERSAMPLE = 4  # FFHQ: transform_size 4096 for output 1024
+# Aligned faces are working files the pipeline reads back, written by the thousand (all of LFW
+# for the prior): the fastest zlib level, same pixels (measured at 256 px: 4.5 vs 25 ms a face).
+ALIGNED_PNG_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -545,7 +548,7 @@ def _process_chunk(
             rel, out_rel = chunk[i].rel, chunk[i].out_rel
             res = outcome.result
             if isinstance(res, AlignResult):
-                atomic_write_bytes(out_dir / out_rel, png_bytes(res.image))
+                atomic_write_bytes(out_dir / out_rel, png_bytes(res.image, ALIGNED_PNG_LEVEL))
                 status, reason, written = "aligned", "", out_rel
             else:
                 status, reason, written = "rejected", res.reason, ""

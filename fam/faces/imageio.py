@@ -209,8 +209,9 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.movedim(-3, -1).numpy()
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """uint8 ``[H, W, 3]`` -> PNG file bytes (Pillow's default, lossless, not optimised)."""
+def png_bytes(pixels: np.ndarray, compress_level: int = 6) -> bytes:
+    """uint8 ``[H, W, 3]`` -> PNG file bytes (lossless at any level; 6 is Pillow's default, 1 the
+    fastest zlib level: measured at 256 px, 4.5 ms instead of 25 ms for files ~15% larger)."""
     buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
