@@ -6,6 +6,7 @@
 #   bash scripts/prior_background.sh status            # last log lines, kimg, images/s
 #   bash scripts/prior_background.sh stop              # clean stop: state + lifeboat + samples saved
 #   bash scripts/prior_background.sh pause | continue  # SIGSTOP / SIGCONT: a clean CPU for a benchmark
+#   bash scripts/prior_background.sh snapshot [DIR]    # prior.pt of the running state, not stopping it
 #                                                      # (MINUTES counts wall time, paused or not)
 #   bash scripts/prior_background.sh lifeboat DIR      # copy the fp16 lifeboat (to commit) into DIR
 #
@@ -72,6 +73,16 @@ case "${1:-status}" in
     if ! pkill "-$signal" -f "fam train-prior.*$home/run"; then echo "not running"; exit 0; fi
     echo "sent SIG$signal to the training"
     ;;
+  snapshot)
+    dest="${2:-$home/snapshot}"
+    [[ -f "$home/run/state.pt" ]] || { echo "no training state in $home/run"; exit 2; }
+    "$(bash scripts/setup_env.sh | tail -n 1)/bin/python" -c 'import sys
+from pathlib import Path
+from fam.training.prior import snapshot_prior
+nimg = snapshot_prior(Path(sys.argv[1]), Path(sys.argv[2]))
+print(f"{sys.argv[2]}/prior.pt at {nimg / 1000:.1f} kimg (the last checkpoint of the running state)")' \
+      "$home/run/state.pt" "$dest"
+    ;;
   status)
     pgrep -fa "fam train-prior.*$home/run" || echo "not running"
     [[ -f "$home/run/log.jsonl" ]] && tail -n 3 "$home/run/log.jsonl"
@@ -86,5 +97,5 @@ case "${1:-status}" in
     if [[ -f "$home/export/log.jsonl" ]]; then cp "$home/export/log.jsonl" "$dest/"; fi
     du -sh "$dest"
     ;;
-  *) echo "usage: $0 start [MINUTES] | prepare | stop | pause | continue | status | lifeboat [DIR]"; exit 2 ;;
+  *) echo "usage: $0 start [MINUTES] | prepare | stop | pause | continue | snapshot [DIR] | status | lifeboat [DIR]"; exit 2 ;;
 esac

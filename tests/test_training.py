@@ -17,7 +17,7 @@ from fam.runtime import Engine
 from fam.training.encoder import EncoderTrainer, load_prior
 from fam.training.encoder_net import encoder_checkpoint
 from fam.training.pack import load_pack, pack_faces
-from fam.training.prior import PriorTrainer
+from fam.training.prior import PriorTrainer, snapshot_prior
 from fam.training.splits import check_trainable, heldout_score, load_split
 
 pytestmark = pytest.mark.unit
@@ -178,6 +178,23 @@ def test_prior_lifeboat_restores_weights_and_exports_a_loadable_generator(tmp_pa
     assert gen.num_ws == a.G.num_ws and disc is not None and sha in gen.generator_id
     ws = a.G_ema.w_avg.expand(1, a.G.num_ws, -1)
     assert torch.allclose(gen.synthesis(ws), a.G_ema.synthesis(ws), atol=0.05)
+
+
+def test_snapshot_of_a_running_state_is_the_export_a_stop_would_write(tmp_path: Path) -> None:
+    cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
+    trainer = PriorTrainer(cfg, faces, cpu)
+    trainer.train_step()
+    trainer.save(tmp_path / "state.pt")
+    trainer.write_lifeboat(tmp_path / "export")
+    assert snapshot_prior(tmp_path / "state.pt", tmp_path / "snap") == trainer.nimg
+    snap, export = (
+        torch.load(d / "prior.pt", weights_only=True) for d in (tmp_path / "snap", tmp_path / "export")
+    )
+    assert snap.keys() == export.keys() and torch.equal(snap["latent_avg"], export["latent_avg"])
+    assert all(torch.equal(snap["g_ema"][k], v) for k, v in export["g_ema"].items())
+    torch.save({"kind": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a prior training state"):
+        snapshot_prior(tmp_path / "other.pt", tmp_path / "snap2")
 
 
 # ---------------------------------------------------------------------------------------------- encoder

@@ -373,13 +373,7 @@ class PriorTrainer:
         """``prior.pt`` (rosinality {'g_ema', 'latent_avg'}, fp16: the shippable generator), the
         training G and D in fp16, and the counters: everything under 16 MiB per file."""
         folder = Path(folder)
-        ckpt.atomic_save(
-            {
-                "g_ema": ckpt.half_state(self.G_ema.state_dict()),
-                "latent_avg": self.G_ema.latent_avg.cpu().clone(),
-            },
-            folder / "prior.pt",
-        )
+        write_prior_file(self.G_ema.state_dict(), self.G_ema.latent_avg, folder / "prior.pt")
         meta = {
             k: v for k, v in self.state().items() if k in ("kind", "config", "step", "nimg", "rng", "pl_mean")
         }
@@ -408,3 +402,19 @@ class PriorTrainer:
         self.rng.set_state(meta["rng"])
         self.pl_mean = meta["pl_mean"].to(self.device)
         self._load_vision(nets.get("vision_head"), None, Path(folder))
+
+
+def write_prior_file(g_ema: dict[str, torch.Tensor], latent_avg: torch.Tensor, path: Path) -> None:
+    """The shippable generator: rosinality ``{'g_ema', 'latent_avg'}``, weights in fp16."""
+    ckpt.atomic_save({"g_ema": ckpt.half_state(g_ema), "latent_avg": latent_avg.detach().cpu().clone()}, path)
+
+
+def snapshot_prior(state_file: Path, folder: Path) -> int:
+    """``folder/prior.pt`` from a full training state, as a stop's export would write it, without
+    stopping the run that keeps writing ``state_file`` (it is replaced atomically). Returns kimg x 1000."""
+    st = ckpt.load(state_file)
+    if st.get("kind") != KIND:
+        raise InputError(f"{state_file}: not a prior training state ({st.get('kind')!r})")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_prior_file(st["g_ema"], st["w_avg_ema"], Path(folder) / "prior.pt")
+    return int(st["nimg"])
