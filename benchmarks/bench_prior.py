@@ -831,6 +831,15 @@ def build_bench(args: argparse.Namespace, names: Sequence[str]) -> Bench:
     )
 
 
+def bench_for(names: Sequence[str], args: argparse.Namespace, options: Sequence[str]) -> Bench:
+    """The bench another script measures with: its ``args`` give this script's ``options`` (same
+    names, e.g. ``prior``, ``keys``) and their ``overrides`` (``--set``)."""
+    argv = [x for name in options for x in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
+    bench_args = parse_args(argv + [x for o in args.overrides for x in ("--set", o)])
+    check_inputs(bench_args, names)
+    return build_bench(bench_args, names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:

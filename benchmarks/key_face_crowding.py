@@ -134,13 +134,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bench_argv = ["--prior", str(args.prior), "--aligned", str(args.aligned), "--pack", str(args.pack)]
-    bench_argv += ["--keys", str(args.keys), "--batch", str(args.batch), "--params", str(args.params)]
-    bench_argv += [x for o in args.overrides for x in ("--set", o)]
-    bench_args = bp.parse_args(bench_argv)
     try:
-        bp.check_inputs(bench_args, ["distinct", "memorised"])
-        crowding = measure(bp.build_bench(bench_args, ["distinct", "memorised"]))
+        bench = bp.bench_for(
+            ["distinct", "memorised"], args, ("prior", "aligned", "pack", "keys", "batch", "params")
+        )
+        crowding = measure(bench)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

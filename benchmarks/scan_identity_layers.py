@@ -185,13 +185,8 @@ def parse_windows(text: str, num_ws: int) -> list[tuple[int, ...]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    bench_argv = ["--prior", str(args.prior), "--aligned", str(args.aligned), "--pairs", str(args.pairs)]
-    bench_argv += ["--batch", str(args.batch), "--seed", str(args.seed), "--params", str(args.params)]
-    bench_argv += [x for o in args.overrides for x in ("--set", o)]
-    bench_args = bp.parse_args(bench_argv)
     try:
-        bp.check_inputs(bench_args, ["swap_change"])
-        bench = bp.build_bench(bench_args, ["swap_change"])
+        bench = bp.bench_for(["swap_change"], args, ("prior", "aligned", "pairs", "batch", "seed", "params"))
         num_ws = bench.generator.num_ws
         results = scan(bench, parse_windows(args.windows, num_ws))
     except UserError as exc:
