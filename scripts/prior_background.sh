@@ -6,8 +6,8 @@
 #   bash scripts/prior_background.sh status            # last log lines, kimg, images/s
 #   bash scripts/prior_background.sh stop              # clean stop: state + lifeboat + samples saved
 #   bash scripts/prior_background.sh pause | continue  # SIGSTOP / SIGCONT: a clean CPU for a benchmark
-#   bash scripts/prior_background.sh snapshot [DIR]    # prior.pt of the running state, not stopping it
 #                                                      # (MINUTES counts wall time, paused or not)
+#   bash scripts/prior_background.sh snapshot [DIR]    # prior.pt of the running state, not stopping it
 #   bash scripts/prior_background.sh lifeboat DIR      # copy the fp16 lifeboat (to commit) into DIR
 #
 # State lives outside the repository, in $FAM_PRIOR_HOME (default ~/.cache/fam/prior):
@@ -75,7 +75,7 @@ case "${1:-status}" in
     ;;
   snapshot)
     dest="${2:-$home/snapshot}"
-    [[ -f "$home/run/state.pt" ]] || { echo "no training state in $home/run"; exit 2; }
+    [[ -f "$home/run/state.pt" ]] || { echo "no training state in $home/run: start one with \`$0 start\`"; exit 2; }
     "$(bash scripts/setup_env.sh | tail -n 1)/bin/python" -c 'import sys
 from pathlib import Path
 from fam.training.prior import snapshot_prior

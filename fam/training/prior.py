@@ -411,7 +411,8 @@ def write_prior_file(g_ema: dict[str, torch.Tensor], latent_avg: torch.Tensor, p
 
 def snapshot_prior(state_file: Path, folder: Path) -> int:
     """``folder/prior.pt`` from a full training state, as a stop's export would write it, without
-    stopping the run that keeps writing ``state_file`` (it is replaced atomically). Returns kimg x 1000."""
+    stopping the run that keeps writing ``state_file`` (it is replaced atomically). Returns the
+    images the state has seen."""
     st = ckpt.load(state_file)
     if st.get("kind") != KIND:
         raise InputError(f"{state_file}: not a prior training state ({st.get('kind')!r})")
