@@ -477,6 +477,13 @@ class PriorTrainingConfig:
         128, ge=128, power_of_two=True
     )  # side the images are upsampled to for the extractor
     vision_lr: float = setting(0.0025, gt=0)  # Adam lr of the head (equalised-lr layers, like the pixel D)
+    # Mode-seeking term (MSGAN, Mao et al. 2019): G is paid for pairs of its fakes whose pooled frozen
+    # EfficientNet features lie apart (docs/training.md); rides on the vision D's pass, so it needs it.
+    diversity_weight: float = setting(0.0, ge=0)  # 0 = off
+
+    def __post_init__(self) -> None:
+        if self.diversity_weight > 0 and self.vision_weight <= 0:
+            raise ValueError("diversity_weight > 0 needs vision_weight > 0 (it uses the vision D's features)")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fam.config import ConfigError, PriorTrainingConfig, parse_params
 from fam.models.efficientnet_lite import EfficientNetLite0, SameConv2d
 from fam.runtime import Engine
 from fam.training.prior import PriorTrainer
-from fam.training.vision_d import VisionDiscriminator, VisionHead
+from fam.training.vision_d import FEATURE_RMS, VisionDiscriminator, VisionHead, mode_seeking_loss
 
 pytestmark = pytest.mark.unit
 
@@ -73,14 +73,15 @@ def test_same_padding_puts_the_extra_row_after() -> None:
 
 def test_folded_frozen_extractor_matches_and_stays_frozen() -> None:
     net = random_lite0()
-    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         want = net.features(x, [4, 10, 15])
         logits = net(x)
     net.frozen()
     with torch.no_grad():
         got = net.features(x, [4, 10, 15])
-        assert torch.allclose(net(x), logits, rtol=1e-4, atol=1e-4)
+        # folding BN reorders float sums: compare at the logits' scale (up to ~13 here)
+        assert torch.allclose(net(x), logits, rtol=1e-4, atol=1e-4 * logits.abs().max().item())
     assert [tuple(f.shape[1:]) for f in got] == [(40, 8, 8), (112, 4, 4), (320, 2, 2)]
     for a, b in zip(got, want, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
@@ -188,3 +189,47 @@ def test_lifeboat_carries_the_head_and_a_headless_trainer_drops_it(tmp_path: Pat
     c = trainer(tiny_cfg())
     c.load_lifeboat(tmp_path / "lb")
     assert c.vision is None and "dropped" in c.notes[0]
+
+
+# ---------------------------------------------------------------------------------------------- diversity
+
+
+def feature_maps(pooled: torch.Tensor, side: int = 4) -> list[torch.Tensor]:
+    """Tapped maps whose global means are ``pooled`` [B, 432] (the stride-16 and -32 parts) times
+    the RMS scale; the stride-8 map is random, since the term must ignore it."""
+    b = pooled.shape[0]
+    lo = torch.randn(b, 40, 2 * side, 2 * side)
+    mid = (pooled[:, :112] * FEATURE_RMS[1]).view(b, 112, 1, 1).expand(-1, -1, side, side)
+    top = (pooled[:, 112:] * FEATURE_RMS[2]).view(b, 320, 1, 1).expand(-1, -1, side // 2, side // 2)
+    return [lo, mid.contiguous(), top.contiguous()]
+
+
+def test_mode_seeking_loss_is_minus_the_mean_log_pair_distance() -> None:
+    pooled = torch.randn(4, 112 + 320, generator=torch.Generator().manual_seed(1))
+    got = mode_seeking_loss(feature_maps(pooled))
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    want = -torch.stack([(pooled[i] - pooled[j]).abs().mean().log() for i, j in pairs]).mean()
+    assert torch.allclose(got, want, atol=1e-5)
+    # it ignores the stride-8 tap and where in the map a feature sits (DiffAugment's translation)
+    maps = feature_maps(pooled)
+    moved = [torch.randn_like(maps[0]), maps[1].roll(1, dims=3), maps[2]]
+    assert torch.allclose(mode_seeking_loss(moved), got, atol=1e-5)
+    # fakes that sit closer together cost more: this is what pushes G's outputs apart
+    assert mode_seeking_loss(feature_maps(pooled * 0.5)) > got
+    with pytest.raises(ValueError, match="at least 2"):
+        mode_seeking_loss(feature_maps(pooled[:1]))
+
+
+def test_diversity_term_reaches_g_draws_nothing_and_needs_the_head() -> None:
+    cfg = {"vision_weight": 0.1, "vision_start_kimg": 0.0, "vision_rampup_kimg": 0.0}
+    plain = trainer(tiny_cfg(**cfg))
+    diverse = trainer(tiny_cfg(**cfg, diversity_weight=1.0))
+    for _ in range(2):
+        assert "loss_div" not in plain.train_step()
+        stats = diverse.train_step()
+        assert np.isfinite(stats["loss_div"])
+    assert torch.equal(plain.rng.get_state(), diverse.rng.get_state())
+    assert not params_equal(plain.G, diverse.G)
+    with pytest.raises(ConfigError, match="diversity_weight > 0 needs vision_weight"):
+        parse_params({"training": {"prior": {"diversity_weight": 1.0}}})
+    assert parse_params({}).training.prior.diversity_weight == 0.0  # off by default

@@ -11,7 +11,10 @@ Optionally (``vision_weight > 0``) a second, vision-aided discriminator (:mod:`f
 sees the same augmented images as the pixel D from ``vision_start_kimg`` on: it adds
 ``weight * softplus(-logit)`` to G's loss (the weight ramped in over ``vision_rampup_kimg``) and
 trains its head on its own logistic loss with its own Adam. It draws nothing from the RNG, so
-switching it on or off never shifts the random sequence of the pixel path.
+switching it on or off never shifts the random sequence of the pixel path. With
+``diversity_weight > 0`` G's loss also gets a mode-seeking term on the same pass's features
+(:func:`fam.training.vision_d.mode_seeking_loss`), ramped in with the vision D: it pays G for fakes
+that the pretrained features tell apart, against the crowding of key faces (docs/training.md).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from fam.runtime import Engine, fp32
 from fam.training import checkpoint as ckpt
 from fam.training.augment import diff_augment
 from fam.training.discriminator import Discriminator
-from fam.training.vision_d import VisionDiscriminator
+from fam.training.vision_d import VisionDiscriminator, mode_seeking_loss
 
 if TYPE_CHECKING:
     from fam.models.efficientnet_lite import EfficientNetLite0
@@ -189,8 +192,12 @@ class PriorTrainer:
             loss_g = F.softplus(-self.D(fake)).float().mean()
             total = loss_g
             if vision is not None:
-                loss_gv = F.softplus(-vision(fake)).float().mean()
+                feats = vision.features(fake)
+                loss_gv = F.softplus(-vision.head(feats)).float().mean()
                 total = loss_g + w_vision * loss_gv
+                if cfg.diversity_weight > 0:  # ramped in with the vision D it rides on
+                    loss_div = mode_seeking_loss(feats)
+                    total = total + cfg.diversity_weight * (w_vision / cfg.vision_weight) * loss_div
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
@@ -198,6 +205,8 @@ class PriorTrainer:
         if vision is not None:
             stats["loss_gv"] = loss_gv.item()
             stats["vision_weight"] = w_vision
+            if cfg.diversity_weight > 0:
+                stats["loss_div"] = loss_div.item()
 
         if cfg.pl_weight > 0 and self.step % cfg.pl_interval == 0:
             stats["pl"] = self._path_length_step(max(b // 2, 1))

@@ -30,6 +30,9 @@ TAPS = (4, 10, 15)  # last blocks of the stride-8, -16 and -32 stages: 40, 112 a
 FEATURE_RMS = (7.7, 7.5, 2.8)
 HEAD_WIDTH = 64
 HEAD_SIDE = 4  # each scale is reduced to 4x4 before the linear layers
+# Taps the mode-seeking term compares: the semantic stride-16 and -32 ones (the stride-8 tap is
+# mostly colour and texture, which DiffAugment's per-sample colour jitter would dominate).
+DIVERSITY_TAPS = (1, 2)  # indices into TAPS
 
 
 def check_size(size: int) -> None:
@@ -87,3 +90,20 @@ class VisionDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
+
+
+def mode_seeking_loss(feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mode-seeking term (MSGAN, Mao et al. 2019) on one batch of G's fakes: minus the mean log
+    L1 distance, over all pairs, of the globally pooled, RMS-scaled features of ``DIVERSITY_TAPS``.
+
+    ``feats`` are :meth:`VisionDiscriminator.features` of the fakes. Pooling makes the distance blind
+    to DiffAugment's translation; the log makes the pull strongest on the pairs that are closest
+    (the crowded ones) and saturate for pairs already apart, so it cannot grow without bound.
+    """
+    pooled = torch.cat([feats[t].float().mean((2, 3)) / FEATURE_RMS[t] for t in DIVERSITY_TAPS], dim=1)
+    b = pooled.shape[0]
+    if b < 2:
+        raise ValueError("the mode-seeking term needs a batch of at least 2")
+    dist = (pooled.unsqueeze(0) - pooled.unsqueeze(1)).abs().mean(-1)  # [B, B]
+    pairs = dist[torch.triu(torch.ones(b, b, dtype=torch.bool, device=dist.device), diagonal=1)]
+    return -(pairs + 1e-8).log().mean()
