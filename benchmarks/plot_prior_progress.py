@@ -1,0 +1,202 @@
+"""The embedded prior's training curve: gate measurements per period, and where ``distinct`` heads.
+
+    python -m benchmarks.plot_prior_progress [--progress training/progress.csv]
+        [--out docs/img/prior_progress.png] [--fit-from-kimg 430]
+
+``training/progress.csv`` holds what ``bench_prior`` (and the 5k FID) measured at the end of each
+training period, and ``distinct`` at snapshots between; an empty cell is "not measured". This draws
+four panels against kimg (distinct at psi 0.7 and 1 with gate 1's 0.99; FID with the gates' 60
+and 30; the dlib Fréchet distance; the key faces' descriptor spread with real faces' 0.160), and
+prints a fit of the share of matching key-face pairs, ``1 - distinct`` at psi 0.7, as an
+exponential decay in kimg: the factor per 100 kimg, and the kimg and wall hours at which that trend
+would reach 0.99 (the same at psi 1, for reference). The fit starts where the curve settles
+(``--fit-from-kimg``; before ~430 kimg the recipe still changed). Last line, for psi 0.7:
+``factor_per_100kimg=<> kimg_at_gate=<> hours_at_gate=<>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fam.errors import UserError
+
+DISTINCT_GATE = 0.99
+FID_GATES = (60.0, 30.0)  # gate 1, gate 2
+REAL_SPREAD = 0.160  # covariance trace of real held-out faces' dlib descriptors (docs/training.md)
+
+
+@dataclass(frozen=True)
+class Period:
+    """One row of the progress file; ``nan`` where the row leaves a cell empty."""
+
+    date: str
+    session: str
+    kimg: float
+    wall_hours: float
+    fid_5k: float
+    dlib_fd: float
+    face_rate: float
+    distinct_psi07: float
+    distinct_psi1: float
+    spread_psi1: float
+
+
+NUMERIC = tuple(f.name for f in fields(Period) if f.name not in ("date", "session"))
+
+
+def read_progress(path: Path) -> list[Period]:
+    """Rows of ``path`` in kimg order; a missing column or a cell that is not a number is an error."""
+    if not path.is_file():
+        raise UserError(f"no progress file at {path}: it is training/progress.csv in the repository")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [name for name in ("date", "session", *NUMERIC) if name not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
+        periods = [_period(row, path, line) for line, row in enumerate(reader, start=2)]
+    if not periods:
+        raise UserError(f"{path}: no rows")
+    return sorted(periods, key=lambda p: p.kimg)
+
+
+def _period(row: dict[str, str], path: Path, line: int) -> Period:
+    values: dict[str, float] = {}
+    for name in NUMERIC:
+        cell = (row[name] or "").strip()
+        try:
+            values[name] = float(cell) if cell else math.nan
+        except ValueError:
+            raise UserError(f"{path}:{line}: {name} is {cell!r}, not a number") from None
+    if math.isnan(values["kimg"]):
+        raise UserError(f"{path}:{line}: kimg is empty; every row is a point of training")
+    return Period(date=row["date"], session=row["session"], **values)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """``1 - distinct`` = a * factor ** (kimg / 100), fitted in log space."""
+
+    scale: float  # a
+    factor_per_100kimg: float
+    kimg_at_gate: float  # inf when the trend does not fall
+    points: int
+
+    def distinct_at(self, kimg: np.ndarray) -> np.ndarray:
+        return 1 - self.scale * self.factor_per_100kimg ** (kimg / 100)
+
+
+def distinct_trend(periods: Sequence[Period], from_kimg: float, column: str = "distinct_psi07") -> Trend:
+    """Least-squares line through log(1 - ``column``) of the rows from ``from_kimg`` on."""
+    values = [(p.kimg, getattr(p, column)) for p in periods if p.kimg >= from_kimg]
+    pts = [(kimg, 1 - value) for kimg, value in values if value < 1]  # nan compares False: skipped
+    if len(pts) < 2:
+        raise UserError(f"fewer than two {column} measurements from {from_kimg:g} kimg on: nothing to fit")
+    kimg, miss = np.array(pts).T
+    slope, intercept = np.polyfit(kimg / 100, np.log(miss), 1)
+    at_gate = (math.log(1 - DISTINCT_GATE) - intercept) / slope * 100 if slope < 0 else math.inf
+    return Trend(float(math.exp(intercept)), float(math.exp(slope)), float(at_gate), len(pts))
+
+
+def hours_at(periods: Sequence[Period], kimg: float, last: int = 3) -> float:
+    """Wall hours at ``kimg``, continuing the pace (hours per kimg) of the last ``last`` measured periods."""
+    timed = [p for p in periods if not math.isnan(p.wall_hours)][-(last + 1) :]
+    if len(timed) < 2 or not math.isfinite(kimg):
+        return math.inf
+    pace = (timed[-1].wall_hours - timed[0].wall_hours) / (timed[-1].kimg - timed[0].kimg)
+    return timed[-1].wall_hours + pace * (kimg - timed[-1].kimg)
+
+
+def plot(periods: Sequence[Period], trend: Trend, fit_from: float, path: Path) -> None:
+    kimg = np.array([p.kimg for p in periods])
+
+    def series(name: str) -> tuple[np.ndarray, np.ndarray]:
+        y = np.array([getattr(p, name) for p in periods])
+        keep = ~np.isnan(y)
+        return kimg[keep], y[keep]
+
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True)
+    ax = axes[0, 0]
+    ax.plot(*series("distinct_psi07"), "o-", label="psi 0.7 (gate)")
+    ax.plot(*series("distinct_psi1"), "s--", label="psi 1")
+    grid = np.linspace(fit_from, max(kimg.max(), fit_from + 1), 50)
+    label = f"fit from {fit_from:g} kimg: 1 - distinct x{trend.factor_per_100kimg:.2f} / 100 kimg"
+    ax.plot(grid, trend.distinct_at(grid), ":", color="grey", label=label)
+    ax.axhline(DISTINCT_GATE, color="red", lw=0.8, label="gate 1")
+    ax.set_ylabel("distinct (dlib, FMR 1e-3)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax = axes[0, 1]
+    ax.plot(*series("fid_5k"), "o-")
+    for gate, label in zip(FID_GATES, ("gate 1", "gate 2 (10k)"), strict=True):
+        ax.axhline(gate, color="red", lw=0.8, ls="-" if gate == FID_GATES[0] else "--", label=label)
+    ax.set_ylabel("FID (5k, 64 px)")
+    ax.legend(fontsize=7)
+    ax = axes[1, 0]
+    ax.plot(*series("dlib_fd"), "o-")
+    ax.set_ylabel("dlib Fréchet distance")
+    ax.set_xlabel("kimg")
+    ax = axes[1, 1]
+    ax.plot(*series("spread_psi1"), "o-", label="key faces, psi 1")
+    ax.axhline(REAL_SPREAD, color="green", lw=0.8, label="real held-out faces")
+    ax.set_ylabel("dlib descriptor spread")
+    ax.set_xlabel("kimg")
+    ax.legend(fontsize=7)
+    for a in axes.flat:
+        a.grid(alpha=0.3)
+    fig.suptitle("embedded prior, 64 px, trained on 2 CPU cores (training/progress.csv)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def describe(periods: Sequence[Period], trend: Trend, label: str, from_kimg: float) -> str:
+    hours = hours_at(periods, trend.kimg_at_gate)
+    return (
+        f"1 - distinct ({label}) from {from_kimg:g} kimg on ({trend.points} points): "
+        f"x{trend.factor_per_100kimg:.3f} per 100 kimg; the trend reaches {DISTINCT_GATE} at "
+        f"{trend.kimg_at_gate:.0f} kimg, ~{hours:.0f} wall hours at the last periods' pace"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--progress", type=Path, default=Path("training/progress.csv"))
+    ap.add_argument("--out", type=Path, default=Path("docs/img/prior_progress.png"))
+    ap.add_argument("--fit-from-kimg", type=float, default=430.0)
+    args = ap.parse_args(argv)
+    try:
+        periods = read_progress(args.progress)
+        trend = distinct_trend(periods, args.fit_from_kimg)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    plot(periods, trend, args.fit_from_kimg, args.out)
+    print(f"{len(periods)} rows, {periods[0].kimg:g}-{periods[-1].kimg:g} kimg; figure: {args.out}")
+    print(describe(periods, trend, "psi 0.7", args.fit_from_kimg))
+    try:  # the untruncated key path, for reference: the gate is at psi 0.7
+        untruncated = distinct_trend(periods, args.fit_from_kimg, column="distinct_psi1")
+        print(describe(periods, untruncated, "psi 1", args.fit_from_kimg))
+    except UserError as exc:
+        print(f"psi 1: {exc}")
+    hours = hours_at(periods, trend.kimg_at_gate)
+    print(
+        f"factor_per_100kimg={trend.factor_per_100kimg:.3f} kimg_at_gate={trend.kimg_at_gate:.0f} "
+        f"hours_at_gate={hours:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
