@@ -437,11 +437,14 @@ class PriorTrainingConfig:
     """StyleGAN2 prior training for small data (docs/training.md)."""
 
     resolution: int = setting(64, ge=32, le=1024, power_of_two=True)
-    # Widths per resolution (G 3.4M, D 3.5M parameters), sized to CPU training: docs/training.md.
-    # The discriminator mirrors them.
+    # Generator widths per resolution (G 3.4M, D 3.5M parameters from scratch), sized to CPU
+    # training: docs/training.md.
     channels: Mapping[int, int] = setting(
         factory=lambda: types.MappingProxyType({4: 256, 8: 256, 16: 128, 32: 64, 64: 32}), ge=1
     )
+    # Discriminator widths; unset, it mirrors ``channels``. Set when G is widened alone
+    # (``fam widen-prior``): D already wins against this G, so G's capacity is the one to grow.
+    d_channels: Mapping[int, int] | None = setting(None, ge=1)
     w_dim: int = setting(256, ge=1)
     n_mlp: int = setting(8, ge=1)
     batch: int = setting(32, ge=1)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "invert": "fam.cli.protect:invert",
     "train-prior": "fam.cli.train:train_prior",
     "train-encoder": "fam.cli.train:train_encoder",
+    "widen-prior": "fam.cli.train:widen_prior",
     "ship-prior": "fam.cli.train:ship_prior",
 }
 

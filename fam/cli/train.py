@@ -1,5 +1,6 @@
-"""``fam train-prior`` and ``fam train-encoder`` (time-boxed, resumable training runs) and
-``fam ship-prior`` (a trained prior into the package)."""
+"""``fam train-prior`` and ``fam train-encoder`` (time-boxed, resumable training runs),
+``fam widen-prior`` (a trained generator grown in place) and ``fam ship-prior`` (a trained prior
+into the package)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,20 @@ def train_encoder(data, out, resume, export, kimg, minutes, dry_run, prior, para
         cfg, data, prior, out, resolve_device(params.runtime.device), resume, export, kimg, minutes
     )
     click.echo(json.dumps(summary))
+
+
+@click.command("widen-prior")
+@click.option("--from", "source", type=_PATH, required=True, help="state.pt of a `fam train-prior` run.")
+@click.option("--out", type=_PATH, required=True, help="New run folder for the widened state.")
+@params_options
+def widen_prior(source: Path, out: Path, params_path: Path | None, overrides: tuple[str, ...]) -> None:
+    """Grow a trained prior's generator to training.prior.channels, keeping what it draws."""
+    params = load_cli_params(params_path, overrides)
+    from fam.training.widen import widen_prior_run
+
+    event = widen_prior_run(source, out, params.training.prior)
+    click.echo(json.dumps(event))
+    click.echo(f"continue it with: fam train-prior --out {out} --resume --data PACK")
 
 
 def _measured_by(flag: str, dest: str, script: str) -> Callable[[F], F]:

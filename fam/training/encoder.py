@@ -28,6 +28,7 @@ from fam.training import checkpoint as ckpt
 from fam.training.discriminator import Discriminator
 from fam.training.encoder_net import CompactEncoder, encoder_checkpoint
 from fam.training.pack import load_pack
+from fam.training.prior import d_channel_map
 
 KIND = "fam-encoder-train-v1"
 
@@ -43,7 +44,7 @@ def load_prior(folder: Path, device: torch.device) -> tuple[StyleGAN2Generator, 
     if (Path(folder) / "d_fp16.pt").is_file() and (Path(folder) / "meta.pt").is_file():
         meta = ckpt.load(Path(folder) / "meta.pt")
         cfg = meta["config"]
-        disc = Discriminator(int(cfg["resolution"]), {int(k): int(v) for k, v in cfg["channels"].items()})
+        disc = Discriminator(int(cfg["resolution"]), d_channel_map(cfg))
         disc.load_state_dict({k: v.float() for k, v in ckpt.load(Path(folder) / "d_fp16.pt").items()})
         disc = disc.to(device).eval().requires_grad_(False)
     return gen, disc, digest

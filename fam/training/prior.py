@@ -23,6 +23,7 @@ import copy
 import json
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,13 @@ def channel_map(cfg: PriorTrainingConfig) -> dict[int, int]:
     return {int(k): int(v) for k, v in cfg.channels.items()}
 
 
+def d_channel_map(cfg: PriorTrainingConfig | Mapping[str, Any]) -> dict[int, int]:
+    """The discriminator's ``{resolution: width}``: ``d_channels``, else the generator's widths
+    (also for a saved config, a plain dict, from before ``d_channels`` existed)."""
+    raw = cfg if isinstance(cfg, Mapping) else _to_plain(cfg)
+    return {int(k): int(v) for k, v in (raw.get("d_channels") or raw["channels"]).items()}
+
+
 def generator_config(cfg: PriorTrainingConfig) -> StyleGAN2Config:
     return StyleGAN2Config.make(cfg.resolution, channel_map(cfg), style_dim=cfg.w_dim, n_mlp=cfg.n_mlp)
 
@@ -59,7 +67,7 @@ def build_networks(cfg: PriorTrainingConfig) -> tuple[StyleGAN2Generator, Discri
     g = StyleGAN2Generator(generator_config(cfg))
     g.reset_parameters(cfg.seed)
     g.set_noise(seeded_noise(cfg.resolution, cfg.seed))
-    d = Discriminator(cfg.resolution, channel_map(cfg))
+    d = Discriminator(cfg.resolution, d_channel_map(cfg))
     d.reset_parameters(cfg.seed + 1)
     return g, d
 
@@ -357,6 +365,8 @@ class PriorTrainer:
         diff = [
             k for k in arch if json.dumps(saved.get(k), sort_keys=True) != json.dumps(mine[k], sort_keys=True)
         ]
+        if d_channel_map(saved) != d_channel_map(mine):
+            diff.append("d_channels")
         if diff:
             raise InputError(f"{source} was trained with other {diff} than training.prior; cannot resume")
 
