@@ -40,7 +40,9 @@ class PackReport:
     sha256: str
 
 
-def _encode(path: Path, resolution: int, quality: int) -> bytes:
+def encode_face(path: Path, resolution: int, quality: int) -> bytes:
+    """One aligned face as the pack stores it: Lanczos to ``resolution``, JPEG without chroma
+    subsampling (also what a comparison with packed faces must apply to other faces)."""
     with Image.open(path) as im:
         if im.width != im.height:
             raise InputError(f"not square ({im.width}x{im.height}): not an aligned face")
@@ -80,7 +82,7 @@ def pack_faces(
             continue
         for f in person.files:
             try:
-                blobs.append(_encode(f.path, resolution, quality))
+                blobs.append(encode_face(f.path, resolution, quality))
             except (InputError, UnidentifiedImageError, OSError, ValueError) as exc:
                 bad.append({"path": str(f.path), "reason": str(exc) or type(exc).__name__})
                 continue
