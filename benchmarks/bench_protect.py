@@ -52,7 +52,7 @@ from fam.runtime import MODCONV_SETTINGS, PRECISIONS, Engine, resolve_engine
 
 TOKEN_DIM = 16  # attribute features read as tokens of this width (FaRL: 197 tokens of 768)
 CHANNELS = {
-    64: {4: 256, 8: 256, 16: 128, 32: 64, 64: 32},  # the embedded prior's widths (params.yaml)
+    64: {4: 256, 8: 256, 16: 256, 32: 128, 64: 32},  # the embedded prior's widths (params.yaml)
     256: {4: 256, 8: 256, 16: 256, 32: 128, 64: 64, 128: 32, 256: 16},
 }
 

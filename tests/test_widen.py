@@ -105,3 +105,21 @@ def test_cli_widen_prior(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert '"event": "widen"' in result.output and (tmp_path / "wide" / "state.pt").is_file()
+
+
+def test_a_narrow_lifeboat_resumes_into_the_wider_generator(tmp_path: Path) -> None:
+    narrow = PriorTrainer(tiny_prior_cfg(channels=NARROW), random_faces(), torch.device("cpu"))
+    narrow.train_step()
+    narrow.write_lifeboat(tmp_path / "boat")
+    wide = PriorTrainer(tiny_prior_cfg(channels=WIDE, d_channels=NARROW), random_faces(), torch.device("cpu"))
+    wide.load_lifeboat(tmp_path / "boat")
+    assert wide.step == 1 and any("grown to" in note for note in wide.notes)
+    as_saved = {
+        k: v.half().float() if v.is_floating_point() else v for k, v in narrow.G_ema.state_dict().items()
+    }
+    want = _images(as_saved, NARROW, "fused")  # the lifeboat holds fp16 weights
+    torch.testing.assert_close(_images(wide.G_ema.state_dict(), WIDE, "fused"), want, rtol=1e-4, atol=1e-4)
+    assert all(torch.isfinite(torch.tensor(v)) for v in wide.train_step().values())
+    other = PriorTrainer(tiny_prior_cfg(channels=WIDE), random_faces(), torch.device("cpu"))
+    with pytest.raises(InputError, match="cannot resume"):
+        other.load_lifeboat(tmp_path / "boat")  # D's widths changed too: not a growth of G

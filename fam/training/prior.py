@@ -359,7 +359,9 @@ class PriorTrainer:
     def save(self, path: Path) -> None:
         ckpt.atomic_save(self.state(), path)
 
-    def _check_config(self, saved: dict[str, Any], source: Path) -> None:
+    def _check_config(self, saved: dict[str, Any], source: Path, *, may_grow: bool = False) -> bool:
+        """Refuse another architecture; with ``may_grow``, True when only G's widths grew since
+        (:mod:`fam.training.widen` then grows the saved generator on load)."""
         mine = _to_plain(self.cfg)
         arch = ("resolution", "channels", "w_dim", "n_mlp")
         diff = [
@@ -367,8 +369,14 @@ class PriorTrainer:
         ]
         if d_channel_map(saved) != d_channel_map(mine):
             diff.append("d_channels")
+        if diff == ["channels"] and may_grow:
+            old = {int(k): int(v) for k, v in saved["channels"].items()}
+            new = channel_map(self.cfg)
+            if old.keys() == new.keys() and all(new[r] >= old[r] for r in old):
+                return True
         if diff:
             raise InputError(f"{source} was trained with other {diff} than training.prior; cannot resume")
+        return False
 
     def load(self, path: Path) -> None:
         """Exact resume from a full ``state.pt``."""
@@ -408,13 +416,23 @@ class PriorTrainer:
         nets, meta = ckpt.read_lifeboat(folder, ["g", "d", "vision_head"] if has_head else ["g", "d"])
         if meta.get("kind") != KIND:
             raise InputError(f"{folder}: not a prior lifeboat ({meta.get('kind')!r})")
-        self._check_config(meta["config"], folder)
+        grow = self._check_config(meta["config"], folder, may_grow=True)
         prior = ckpt.load(Path(folder) / "prior.pt")
-        self.G.load_state_dict(nets["g"])
-        self.D.load_state_dict(nets["d"])
-        self.G_ema.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in prior["g_ema"].items()}
+        g, g_ema = (
+            nets["g"],
+            {k: v.float() if v.is_floating_point() else v for k, v in prior["g_ema"].items()},
         )
+        if grow:  # a lifeboat from before `fam widen-prior`: it is read, never rewritten, so grow it here
+            from fam.training.widen import grow_generator_state
+
+            g, g_ema = grow_generator_state(g, self.cfg), grow_generator_state(g_ema, self.cfg)
+            self._note(
+                f"{folder} holds a generator of widths {dict(meta['config']['channels'])}: grown to "
+                f"{channel_map(self.cfg)} as `fam widen-prior` grows a state (same images)"
+            )
+        self.G.load_state_dict(g)
+        self.D.load_state_dict(nets["d"])
+        self.G_ema.load_state_dict(g_ema)
         self.G.latent_avg.copy_(meta["w_avg"])
         self.G_ema.latent_avg.copy_(prior["latent_avg"])
         self.step, self.nimg = int(meta["step"]), int(meta["nimg"])

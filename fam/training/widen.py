@@ -87,6 +87,21 @@ def _grown_generator_state(
     return out
 
 
+def _fresh_generator(target: PriorTrainingConfig) -> StyleGAN2Generator:
+    fresh = StyleGAN2Generator(generator_config(target))
+    fresh.reset_parameters(target.seed + GROWTH_SEED_OFFSET)
+    return fresh
+
+
+def grow_generator_state(
+    state: dict[str, torch.Tensor], target: PriorTrainingConfig
+) -> dict[str, torch.Tensor]:
+    """One generator state dict grown to ``target.channels`` (the rules above); for a G and its EMA
+    to stay comparable, grow both with the same ``target``: the new channels are a pure function
+    of its seed."""
+    return _grown_generator_state(state, _fresh_generator(target))
+
+
 def _grown_adam_state(
     opt_state: dict[str, Any], old_shapes: list[torch.Size], new_shapes: list[torch.Size]
 ) -> dict[str, Any]:
@@ -124,8 +139,7 @@ def widen_prior_state(state: dict[str, Any], target: PriorTrainingConfig) -> dic
             f"widening grows G alone: set training.prior.d_channels to the state's D widths "
             f"{d_channel_map(saved)} (the target's D would be {d_channel_map(target)})"
         )
-    fresh = StyleGAN2Generator(generator_config(target))
-    fresh.reset_parameters(target.seed + GROWTH_SEED_OFFSET)
+    fresh = _fresh_generator(target)
     g = _grown_generator_state(state["g"], fresh)
     g_ema = _grown_generator_state(state["g_ema"], fresh)
     names = [name for name, _ in fresh.named_parameters()]  # the optimiser's parameter order
