@@ -10,7 +10,9 @@ and 30; the dlib Fréchet distance; the key faces' descriptor spread with real f
 prints a fit of the share of matching key-face pairs, ``1 - distinct`` at psi 0.7, as an
 exponential decay in kimg: the factor per 100 kimg, and the kimg and wall hours at which that trend
 would reach 0.99 (the same at psi 1, for reference). The fit starts where the curve settles
-(``--fit-from-kimg``; before ~430 kimg the recipe still changed). Last line, for psi 0.7:
+(``--fit-from-kimg``; before ~430 kimg the recipe still changed). An optional column
+``g_params_m`` records the generator's size: where it changes (a widening), every panel marks it
+and the output says so. Last line, for psi 0.7:
 ``factor_per_100kimg=<> kimg_at_gate=<> hours_at_gate=<>``.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import sys
 from collections.abc import Sequence
@@ -51,9 +54,11 @@ class Period:
     distinct_psi07: float
     distinct_psi1: float
     spread_psi1: float
+    g_params_m: float = math.nan  # generator parameters in millions (optional column: marks a widening)
 
 
 NUMERIC = tuple(f.name for f in fields(Period) if f.name not in ("date", "session"))
+OPTIONAL = ("g_params_m",)
 
 
 def read_progress(path: Path) -> list[Period]:
@@ -62,7 +67,8 @@ def read_progress(path: Path) -> list[Period]:
         raise UserError(f"no progress file at {path}: it is training/progress.csv in the repository")
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        missing = [name for name in ("date", "session", *NUMERIC) if name not in (reader.fieldnames or [])]
+        required = ("date", "session", *(n for n in NUMERIC if n not in OPTIONAL))
+        missing = [name for name in required if name not in (reader.fieldnames or [])]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
         periods = [_period(row, path, line) for line, row in enumerate(reader, start=2)]
@@ -74,7 +80,7 @@ def read_progress(path: Path) -> list[Period]:
 def _period(row: dict[str, str], path: Path, line: int) -> Period:
     values: dict[str, float] = {}
     for name in NUMERIC:
-        cell = (row[name] or "").strip()
+        cell = (row.get(name) or "").strip()
         try:
             values[name] = float(cell) if cell else math.nan
         except ValueError:
@@ -107,6 +113,17 @@ def distinct_trend(periods: Sequence[Period], from_kimg: float, column: str = "d
     slope, intercept = np.polyfit(kimg / 100, np.log(miss), 1)
     at_gate = (math.log(1 - DISTINCT_GATE) - intercept) / slope * 100 if slope < 0 else math.inf
     return Trend(float(math.exp(intercept)), float(math.exp(slope)), float(at_gate), len(pts))
+
+
+def size_changes(periods: Sequence[Period]) -> list[tuple[float, float, float]]:
+    """``(kimg, before, after)`` wherever the generator's size (``g_params_m``) changes between
+    rows that record it: the curve on either side belongs to a different network."""
+    sized = [p for p in periods if not math.isnan(p.g_params_m)]
+    return [
+        (b.kimg, a.g_params_m, b.g_params_m)
+        for a, b in itertools.pairwise(sized)
+        if a.g_params_m != b.g_params_m
+    ]
 
 
 def hours_at(periods: Sequence[Period], kimg: float, last: int = 3) -> float:
@@ -154,6 +171,16 @@ def plot(periods: Sequence[Period], trend: Trend, fit_from: float, path: Path) -
     ax.legend(fontsize=7)
     for a in axes.flat:
         a.grid(alpha=0.3)
+        for at, _, _ in size_changes(periods):
+            a.axvline(at, color="purple", lw=0.8, ls="-.")
+    for at, before, after in size_changes(periods):
+        axes[0, 0].annotate(
+            f"G {before:g}M -> {after:g}M",
+            (at, 0.02),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            color="purple",
+        )
     fig.suptitle("embedded prior, 64 px, trained on 2 CPU cores (training/progress.csv)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(periods, untruncated, "psi 1", args.fit_from_kimg))
     except UserError as exc:
         print(f"psi 1: {exc}")
+    for at, before, after in size_changes(periods):
+        print(
+            f"the generator changed at {at:g} kimg ({before:g}M -> {after:g}M parameters): "
+            "a fit across it mixes two networks"
+        )
     hours = hours_at(periods, trend.kimg_at_gate)
     print(
         f"factor_per_100kimg={trend.factor_per_100kimg:.3f} kimg_at_gate={trend.kimg_at_gate:.0f} "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.plot_prior_progress import distinct_trend, hours_at, main, read_progress
+from benchmarks.plot_prior_progress import distinct_trend, hours_at, main, read_progress, size_changes
 from fam.errors import UserError
 
 pytestmark = pytest.mark.unit
@@ -79,3 +79,20 @@ def test_main_draws_the_figure_and_ends_with_the_summary_line(
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == "factor_per_100kimg=0.500 kimg_at_gate=1100 hours_at_gate=22.0"
     assert main(["--progress", str(tmp_path / "absent.csv"), "--out", str(out)]) == 2
+
+
+def test_a_size_column_marks_where_the_generator_was_widened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sizes = ["3.44", "3.44", "", "4.68"]  # an unmeasured row in between does not count as a change
+    rows = [row + "," + size for row, size in zip(_halving_rows(), sizes, strict=True)]
+    progress = _write(tmp_path, rows, header=HEADER.strip() + ",g_params_m\n")
+    periods = read_progress(progress)
+    assert size_changes(periods) == [(800.0, 3.44, 4.68)]
+    (tmp_path / "plain").mkdir()
+    assert (
+        size_changes(read_progress(_write(tmp_path / "plain", _halving_rows()))) == []
+    )  # no column, no marks
+    out = tmp_path / "p.png"
+    assert main(["--progress", str(progress), "--out", str(out), "--fit-from-kimg", "500"]) == 0
+    assert "changed at 800 kimg (3.44M -> 4.68M parameters)" in capsys.readouterr().out
