@@ -8,7 +8,7 @@
 #   bash scripts/prior_background.sh pause | continue  # SIGSTOP / SIGCONT: a clean CPU for a benchmark
 #                                                      # (MINUTES counts wall time, paused or not)
 #   bash scripts/prior_background.sh snapshot [DIR]    # prior.pt of the running state, not stopping it
-#   bash scripts/prior_background.sh lifeboat DIR      # copy the fp16 lifeboat (to commit) into DIR
+#   bash scripts/prior_background.sh lifeboat DIR      # copy the fp16 lifeboat (to commit; no training G) into DIR
 #
 # State lives outside the repository, in $FAM_PRIOR_HOME (default ~/.cache/fam/prior):
 #   run/      full training state (state.pt: exact resume), log.jsonl, FID cache
@@ -90,7 +90,13 @@ print(f"{sys.argv[2]}/prior.pt at {nimg / 1000:.1f} kimg (the last checkpoint of
   lifeboat)
     dest="${2:-$committed}"
     mkdir -p "$dest"
-    cp "$home/export/prior.pt" "$home/export/g_fp16.pt" "$home/export/d_fp16.pt" "$home/export/meta.pt" "$dest/"
+    # without the training G (g_fp16.pt): a resume starts G from the EMA generator (prior.pt),
+    # which keeps the widened prior's lifeboat under the 25 MB a commit may add (~17 MB)
+    cp "$home/export/prior.pt" "$home/export/d_fp16.pt" "$home/export/meta.pt" "$dest/"
+    if [[ -f "$dest/g_fp16.pt" ]]; then
+      rm "$dest/g_fp16.pt"  # an older lifeboat's G: it must not pair with this EMA and D
+      echo "removed $dest/g_fp16.pt (the previous lifeboat's training G)"
+    fi
     # the vision D head exists from training.prior.vision_start_kimg on (~0.7 MB)
     if [[ -f "$home/export/vision_head_fp16.pt" ]]; then cp "$home/export/vision_head_fp16.pt" "$dest/"; fi
     # the training log (~14 KB per 100 kimg): a resume from this lifeboat continues it

@@ -180,6 +180,21 @@ def test_prior_lifeboat_restores_weights_and_exports_a_loadable_generator(tmp_pa
     assert torch.allclose(gen.synthesis(ws), a.G_ema.synthesis(ws), atol=0.05)
 
 
+def test_a_lifeboat_without_the_training_g_resumes_it_from_the_ema(tmp_path: Path) -> None:
+    cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
+    a = PriorTrainer(cfg, faces, cpu)
+    a.train_step()
+    a.write_lifeboat(tmp_path / "lb")
+    (tmp_path / "lb" / "g_fp16.pt").unlink()  # the committed form
+    b = PriorTrainer(cfg, faces, cpu)
+    b.load_lifeboat(tmp_path / "lb")
+    assert b.step == 1 and any("starts from the EMA" in note for note in b.notes)
+    for (name, pg), pe in zip(b.G.named_parameters(), b.G_ema.parameters(), strict=True):
+        assert torch.equal(pg, pe), name
+    assert torch.allclose(b.G_ema.style[1].weight, a.G_ema.style[1].weight, rtol=1e-3, atol=1e-3)
+    assert all(np.isfinite(v) for v in b.train_step().values())
+
+
 def test_snapshot_of_a_running_state_is_the_export_a_stop_would_write(tmp_path: Path) -> None:
     cfg, faces, cpu = tiny_prior_cfg(), random_faces(), torch.device("cpu")
     trainer = PriorTrainer(cfg, faces, cpu)

@@ -411,17 +411,20 @@ class PriorTrainer:
         ckpt.write_lifeboat(folder, nets, meta)
 
     def load_lifeboat(self, folder: Path) -> None:
-        """Approximate resume: weights from fp16 copies, fresh Adam moments."""
-        has_head = (Path(folder) / "vision_head_fp16.pt").is_file()
-        nets, meta = ckpt.read_lifeboat(folder, ["g", "d", "vision_head"] if has_head else ["g", "d"])
+        """Approximate resume: weights from fp16 copies, fresh Adam moments. Without the training
+        G (``g_fp16.pt``: the committed lifeboat leaves it out to stay small), G starts from the
+        EMA generator."""
+        optional = [n for n in ("g", "vision_head") if (Path(folder) / f"{n}_fp16.pt").is_file()]
+        nets, meta = ckpt.read_lifeboat(folder, ["d", *optional])
         if meta.get("kind") != KIND:
             raise InputError(f"{folder}: not a prior lifeboat ({meta.get('kind')!r})")
         grow = self._check_config(meta["config"], folder, may_grow=True)
         prior = ckpt.load(Path(folder) / "prior.pt")
-        g, g_ema = (
-            nets["g"],
-            {k: v.float() if v.is_floating_point() else v for k, v in prior["g_ema"].items()},
-        )
+        g_ema = {k: v.float() if v.is_floating_point() else v for k, v in prior["g_ema"].items()}
+        g = nets.get("g")
+        if g is None:
+            g = g_ema
+            self._note(f"{folder} has no training G (g_fp16.pt): G starts from the EMA generator")
         if grow:  # a lifeboat from before `fam widen-prior`: it is read, never rewritten, so grow it here
             from fam.training.widen import grow_generator_state
 
