@@ -175,11 +175,13 @@ def plot(periods: Sequence[Period], trend: Trend, fit_from: float, path: Path) -
             a.axvline(at, color="purple", lw=0.8, ls="-.")
     for at, before, after in size_changes(periods):
         axes[0, 0].annotate(
-            f"G {before:g}M -> {after:g}M",
-            (at, 0.02),
+            f"G {before:g}M -> {after:g}M ",
+            (at, 0.45),
             xycoords=("data", "axes fraction"),
             fontsize=7,
             color="purple",
+            rotation=90,
+            ha="right",
         )
     fig.suptitle("embedded prior, 64 px, trained on 2 CPU cores (training/progress.csv)", fontsize=10)
     fig.tight_layout()
