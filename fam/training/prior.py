@@ -370,9 +370,9 @@ class PriorTrainer:
         if d_channel_map(saved) != d_channel_map(mine):
             diff.append("d_channels")
         if diff == ["channels"] and may_grow:
-            old = {int(k): int(v) for k, v in saved["channels"].items()}
-            new = channel_map(self.cfg)
-            if old.keys() == new.keys() and all(new[r] >= old[r] for r in old):
+            from fam.training.widen import grows
+
+            if grows({int(k): int(v) for k, v in saved["channels"].items()}, channel_map(self.cfg)):
                 return True
         if diff:
             raise InputError(f"{source} was trained with other {diff} than training.prior; cannot resume")

@@ -43,7 +43,13 @@ from fam.training.prior import KIND, channel_map, d_channel_map, generator_confi
 GROWTH_SEED_OFFSET = 7919  # new channels' initialisation: not the original run's (seed) stream
 
 
+def grows(old: dict[int, int], new: dict[int, int]) -> bool:
+    """True when ``new`` widens ``old``: the same resolutions, none narrower, one wider."""
+    return old.keys() == new.keys() and old != new and all(new[r] >= old[r] for r in old)
+
+
 def _check_growth(old: dict[int, int], new: dict[int, int]) -> None:
+    """Why ``new`` does not widen ``old`` (:func:`grows`), as an error that says what to set."""
     if set(old) != set(new):
         raise InputError(
             f"widening keeps the resolutions: the state has {sorted(old)}, the target {sorted(new)}"
