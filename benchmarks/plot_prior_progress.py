@@ -12,7 +12,10 @@ exponential decay in kimg: the factor per 100 kimg, and the kimg and wall hours 
 would reach 0.99 (the same at psi 1, for reference). The fit starts where the curve settles
 (``--fit-from-kimg``; before ~430 kimg the recipe still changed). An optional column
 ``g_params_m`` records the generator's size: where it changes (a widening), every panel marks it
-and the output says so. Last line, for psi 0.7:
+and the output says so. An optional column ``branch`` names rows of a side branch that training
+does not continue (e.g. a run lost with its machine, resumed from an older lifeboat): they are drawn
+in grey from the row they forked at and left out of the fit, the size marks and the pace; rows with
+an empty ``branch`` are the line that goes on. Last line, for psi 0.7:
 ``factor_per_100kimg=<> kimg_at_gate=<> hours_at_gate=<>``.
 """
 
@@ -55,9 +58,12 @@ class Period:
     distinct_psi1: float
     spread_psi1: float
     g_params_m: float = math.nan  # generator parameters in millions (optional column: marks a widening)
+    branch: str = ""  # empty: the line training continues; a name: a side branch it left
+    line: int = 0  # line in the file: rows are appended as training goes, so this orders them in time
 
 
-NUMERIC = tuple(f.name for f in fields(Period) if f.name not in ("date", "session"))
+TEXT = ("date", "session", "branch", "line")
+NUMERIC = tuple(f.name for f in fields(Period) if f.name not in TEXT)
 OPTIONAL = ("g_params_m",)
 
 
@@ -87,7 +93,29 @@ def _period(row: dict[str, str], path: Path, line: int) -> Period:
             raise UserError(f"{path}:{line}: {name} is {cell!r}, not a number") from None
     if math.isnan(values["kimg"]):
         raise UserError(f"{path}:{line}: kimg is empty; every row is a point of training")
-    return Period(date=row["date"], session=row["session"], **values)
+    branch = (row.get("branch") or "").strip()
+    return Period(date=row["date"], session=row["session"], branch=branch, line=line, **values)
+
+
+def main_line(periods: Sequence[Period]) -> list[Period]:
+    """The rows training continues from (no ``branch``), in the order given."""
+    return [p for p in periods if not p.branch]
+
+
+def side_branches(periods: Sequence[Period]) -> dict[str, list[Period]]:
+    """Each side branch's rows, preceded by the main-line row it forked at (the last one written
+    before the branch's first row, at or below its kimg) so that a drawn branch starts where it
+    left the line."""
+    named: dict[str, list[Period]] = {}
+    for p in periods:
+        if p.branch:
+            named.setdefault(p.branch, []).append(p)
+    trunk = main_line(periods)
+    for rows in named.values():
+        fork = [p for p in trunk if p.line < rows[0].line and p.kimg <= rows[0].kimg]
+        if fork:
+            rows.insert(0, max(fork, key=lambda p: p.line))
+    return named
 
 
 @dataclass(frozen=True)
@@ -135,13 +163,27 @@ def hours_at(periods: Sequence[Period], kimg: float, last: int = 3) -> float:
     return timed[-1].wall_hours + pace * (kimg - timed[-1].kimg)
 
 
+def _series(rows: Sequence[Period], name: str) -> tuple[np.ndarray, np.ndarray]:
+    kimg = np.array([p.kimg for p in rows])
+    y = np.array([getattr(p, name) for p in rows])
+    keep = ~np.isnan(y)
+    return kimg[keep], y[keep]
+
+
+PANELS = (  # (row, column) of the panel -> the columns it draws
+    ((0, 0), ("distinct_psi07", "distinct_psi1")),
+    ((0, 1), ("fid_5k",)),
+    ((1, 0), ("dlib_fd",)),
+    ((1, 1), ("spread_psi1",)),
+)
+
+
 def plot(periods: Sequence[Period], trend: Trend, fit_from: float, path: Path) -> None:
+    trunk = main_line(periods)
     kimg = np.array([p.kimg for p in periods])
 
     def series(name: str) -> tuple[np.ndarray, np.ndarray]:
-        y = np.array([getattr(p, name) for p in periods])
-        keep = ~np.isnan(y)
-        return kimg[keep], y[keep]
+        return _series(trunk, name)
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharex=True)
     ax = axes[0, 0]
@@ -152,7 +194,6 @@ def plot(periods: Sequence[Period], trend: Trend, fit_from: float, path: Path) -
     ax.plot(grid, trend.distinct_at(grid), ":", color="grey", label=label)
     ax.axhline(DISTINCT_GATE, color="red", lw=0.8, label="gate 1")
     ax.set_ylabel("distinct (dlib, FMR 1e-3)")
-    ax.legend(fontsize=7, loc="lower right")
     ax = axes[0, 1]
     ax.plot(*series("fid_5k"), "o-")
     for gate, label in zip(FID_GATES, ("gate 1", "gate 2 (10k)"), strict=True):
@@ -168,12 +209,18 @@ def plot(periods: Sequence[Period], trend: Trend, fit_from: float, path: Path) -
     ax.axhline(REAL_SPREAD, color="green", lw=0.8, label="real held-out faces")
     ax.set_ylabel("dlib descriptor spread")
     ax.set_xlabel("kimg")
+    for name, rows in side_branches(periods).items():
+        for (r, c), columns in PANELS:
+            for column in columns:
+                label = f"side branch: {name}" if (r, c, column) == (0, 0, "distinct_psi07") else None
+                axes[r, c].plot(*_series(rows, column), "o:", color="grey", mfc="none", label=label)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
     ax.legend(fontsize=7)
     for a in axes.flat:
         a.grid(alpha=0.3)
-        for at, _, _ in size_changes(periods):
+        for at, _, _ in size_changes(trunk):
             a.axvline(at, color="purple", lw=0.8, ls="-.")
-    for at, before, after in size_changes(periods):
+    for at, before, after in size_changes(trunk):
         axes[0, 0].annotate(
             f"G {before:g}M -> {after:g}M ",
             (at, 0.45),
@@ -207,24 +254,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         periods = read_progress(args.progress)
-        trend = distinct_trend(periods, args.fit_from_kimg)
+        trunk = main_line(periods)
+        trend = distinct_trend(trunk, args.fit_from_kimg)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     plot(periods, trend, args.fit_from_kimg, args.out)
     print(f"{len(periods)} rows, {periods[0].kimg:g}-{periods[-1].kimg:g} kimg; figure: {args.out}")
-    print(describe(periods, trend, "psi 0.7", args.fit_from_kimg))
+    for name, rows in side_branches(periods).items():
+        print(f"side branch {name!r}: {rows[0].kimg:g}-{rows[-1].kimg:g} kimg, drawn in grey, not fitted")
+    print(describe(trunk, trend, "psi 0.7", args.fit_from_kimg))
     try:  # the untruncated key path, for reference: the gate is at psi 0.7
-        untruncated = distinct_trend(periods, args.fit_from_kimg, column="distinct_psi1")
-        print(describe(periods, untruncated, "psi 1", args.fit_from_kimg))
+        untruncated = distinct_trend(trunk, args.fit_from_kimg, column="distinct_psi1")
+        print(describe(trunk, untruncated, "psi 1", args.fit_from_kimg))
     except UserError as exc:
         print(f"psi 1: {exc}")
-    for at, before, after in size_changes(periods):
+    for at, before, after in size_changes(trunk):
         print(
             f"the generator changed at {at:g} kimg ({before:g}M -> {after:g}M parameters): "
             "a fit across it mixes two networks"
         )
-    hours = hours_at(periods, trend.kimg_at_gate)
+    hours = hours_at(trunk, trend.kimg_at_gate)
     print(
         f"factor_per_100kimg={trend.factor_per_100kimg:.3f} kimg_at_gate={trend.kimg_at_gate:.0f} "
         f"hours_at_gate={hours:.1f}"

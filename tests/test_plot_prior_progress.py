@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.plot_prior_progress import distinct_trend, hours_at, main, read_progress, size_changes
+from benchmarks.plot_prior_progress import (
+    distinct_trend,
+    hours_at,
+    main,
+    main_line,
+    read_progress,
+    side_branches,
+    size_changes,
+)
 from fam.errors import UserError
 
 pytestmark = pytest.mark.unit
@@ -96,3 +104,32 @@ def test_a_size_column_marks_where_the_generator_was_widened(
     out = tmp_path / "p.png"
     assert main(["--progress", str(progress), "--out", str(out), "--fit-from-kimg", "500"]) == 0
     assert "changed at 800 kimg (3.44M -> 4.68M parameters)" in capsys.readouterr().out
+
+
+def test_a_side_branch_is_drawn_from_its_fork_but_left_out_of_the_fit_and_the_size_marks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the main line halves to 700 kimg; a branch went on from there (850, then widened at 900) and
+    # was lost with its machine; the line resumed from 700, grown, and its next row (800) is
+    # written after the branch's: lower in kimg than the branch's first row, yet not its fork
+    main_rows = [row + ",3.44," for row in _halving_rows()[:3]]
+    lost = [
+        "2026-12-03,5,850,13,25,0.04,1.000,0.2,,,3.44,lost-5",
+        "2026-12-03,5,900,14,20,0.04,1.000,0.1,,,4.68,lost-5",
+    ]
+    resumed = _halving_rows()[3] + ",4.68,"  # 800 kimg
+    header = HEADER.strip() + ",g_params_m,branch\n"
+    progress = _write(tmp_path, [*main_rows, *lost, resumed], header=header)
+    periods = read_progress(progress)
+    assert [p.kimg for p in main_line(periods)] == [500, 600, 700, 800]
+    branches = side_branches(periods)
+    assert list(branches) == ["lost-5"]
+    assert [p.kimg for p in branches["lost-5"]] == [700, 850, 900]  # starts at its fork
+    assert size_changes(main_line(periods)) == [(800.0, 3.44, 4.68)]
+    out = tmp_path / "p.png"
+    assert main(["--progress", str(progress), "--out", str(out), "--fit-from-kimg", "500"]) == 0
+    printed = capsys.readouterr().out
+    assert "side branch 'lost-5': 700-900 kimg" in printed
+    assert "changed at 800 kimg" in printed and "changed at 900" not in printed
+    # the branch's much better distinct would bend the fit; the main line alone still halves
+    assert printed.strip().splitlines()[-1].startswith("factor_per_100kimg=0.500 ")
