@@ -27,6 +27,7 @@ import itertools
 import os
 import secrets
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -108,20 +109,32 @@ def research_key(seed: int) -> Key:
     return Key(f"fam-research-key:{seed}".encode(), "research", research_seed=seed)
 
 
-def new_key_file(path: str | Path) -> Key:
-    """Write a fresh 256-bit key to ``path`` with mode 0600; never overwrites."""
+def new_key() -> Key:
+    """A fresh 256-bit key, in memory only (:func:`write_key_file` stores it)."""
+    return Key(secrets.token_bytes(NEW_KEY_BYTES), "secret")
+
+
+def write_key_file(path: str | Path, key: Key) -> None:
+    """Store a secret ``key`` at ``path`` with mode 0600; never overwrites."""
     path = Path(path)
+    if key.kind != "secret":
+        raise KeyMaterialError(f"only secret keys are written to key files, not a {key.kind} key")
     if path.exists():
         raise KeyMaterialError(
             f"{path} already exists; a key file is never overwritten (choose another path)"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    material = secrets.token_bytes(NEW_KEY_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"{KEY_FILE_HEADER}\n{material.hex()}\n")
+        fh.write(f"{KEY_FILE_HEADER}\n{key._material.hex()}\n")
     os.chmod(path, 0o600)  # the umask may have narrowed it further; make it exactly 0600
-    return Key(material, "secret")
+
+
+def new_key_file(path: str | Path) -> Key:
+    """Write a fresh 256-bit key to ``path`` with mode 0600; never overwrites."""
+    key = new_key()
+    write_key_file(path, key)
+    return key
 
 
 def load_key_file(path: str | Path) -> Key:
@@ -146,6 +159,14 @@ def load_key_env(var: str) -> Key:
     if value is None or not value.strip():
         raise KeyMaterialError(f"environment variable {var} is not set or empty; it must hold the key as hex")
     return Key(_parse_hex(value.strip(), f"environment variable {var}"), "secret")
+
+
+def load_keys(
+    files: Sequence[str | Path], env_vars: Sequence[str], research_seeds: Sequence[int]
+) -> list[Key]:
+    """Several keys, each from its source: files, then variables, then research seeds."""
+    keys = [load_key_file(f) for f in files] + [load_key_env(v) for v in env_vars]
+    return keys + [research_key(s) for s in research_seeds]
 
 
 def load_key(

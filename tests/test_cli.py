@@ -132,7 +132,12 @@ def test_plugins_join_the_group_their_entry_point_name_says(monkeypatch: pytest.
     use_declared_plugins(monkeypatch)
     top = _commands(CliRunner().invoke(cli, ["--help"]).stdout)
     assert "audit" in top and not {"revoke", "key.revoke"} & top
-    assert _commands(CliRunner().invoke(cli, ["key", "--help"]).stdout) == {"new", "fingerprint", "revoke"}
+    assert _commands(CliRunner().invoke(cli, ["key", "--help"]).stdout) == {
+        "new",
+        "fingerprint",
+        "check",
+        "revoke",
+    }
     res = CliRunner().invoke(cli, ["key", "revoke", "--reason", "x"])
     assert res.exit_code == 2 and "give the key to revoke" in res.stderr
     # the command module itself imports neither MLflow nor Prefect

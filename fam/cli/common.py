@@ -144,6 +144,18 @@ def key_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def keys_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The key sources of :func:`key_options`, each repeatable, for commands that take several keys
+    (``key_file``, ``key_env``, ``research_seed``: tuples; :func:`fam.keys.load_keys` reads them)."""
+    for name, kind, text in (
+        ("--research-seed", int, "An INSECURE research key (plain integer seed; repeatable)."),
+        ("--key-env", str, "Name of an environment variable holding a key (hex; repeatable)."),
+        ("--key-file", click.Path(dir_okay=False, path_type=Path), "A key file (repeatable)."),
+    ):
+        func = click.option(name, multiple=True, type=kind, help=text)(func)
+    return func
+
+
 def key_given(key_file: Path | None, key_env: str | None, research_seed: int | None) -> bool:
     return any(v is not None for v in (key_file, key_env, research_seed))
 
