@@ -114,15 +114,20 @@ def new_key() -> Key:
     return Key(secrets.token_bytes(NEW_KEY_BYTES), "secret")
 
 
+def refuse_existing_key_file(path: Path) -> None:
+    """A key file is never overwritten: commands check this early, before slow work."""
+    if path.exists():
+        raise KeyMaterialError(
+            f"{path} already exists; a key file is never overwritten (choose another path)"
+        )
+
+
 def write_key_file(path: str | Path, key: Key) -> None:
     """Store a secret ``key`` at ``path`` with mode 0600; never overwrites."""
     path = Path(path)
     if key.kind != "secret":
         raise KeyMaterialError(f"only secret keys are written to key files, not a {key.kind} key")
-    if path.exists():
-        raise KeyMaterialError(
-            f"{path} already exists; a key file is never overwritten (choose another path)"
-        )
+    refuse_existing_key_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

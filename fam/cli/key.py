@@ -11,8 +11,14 @@ from pathlib import Path
 import click
 
 from fam.cli.common import PluginGroup, key_options, keys_options, load_cli_params, params_options
-from fam.errors import KeyMaterialError
-from fam.keys import load_key, load_key_file, load_keys, new_key_file, write_key_file
+from fam.keys import (
+    load_key,
+    load_key_file,
+    load_keys,
+    new_key_file,
+    refuse_existing_key_file,
+    write_key_file,
+)
 
 
 @click.group(cls=PluginGroup, plugin_path="key")
@@ -67,8 +73,7 @@ def new(
         k = new_key_file(out)
         click.echo(f"wrote {out} (mode 0600)\nfingerprint {k.fingerprint}")
         return
-    if out.exists():  # before minutes of model building, not after
-        raise KeyMaterialError(f"{out} already exists; a key file is never overwritten (choose another path)")
+    refuse_existing_key_file(out)  # before the models are built, not after
     from fam.key_check import draw_apart, key_faces_from_params, linking_threshold
 
     params = load_cli_params(params_path, overrides)
@@ -105,12 +110,11 @@ def check(
     keys = load_keys(key_file, key_env, research_seed)
     params = load_cli_params(params_path, overrides)
     faces = key_faces_from_params(params)
-    limit, source = linking_threshold(params, faces.generator.resolution, threshold)
-    result = check_keys(keys, faces, limit, source)
+    result = check_keys(keys, faces, *linking_threshold(params, faces.generator.resolution, threshold))
     click.echo(
         f"generator {faces.generator.generator_id}, identity {params.models.identity.name} at "
         f"{faces.generator.resolution} px, truncation psi {faces.truncation_psi}; "
-        f"threshold {limit:.4f} ({source})"
+        f"threshold {result.threshold:.4f} ({result.threshold_source})"
     )
     for pair in result.pairs:
         verdict = "LINKED" if pair.linked else "apart"
